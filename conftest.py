@@ -1,0 +1,201 @@
+"""The milestone harness plugin.
+
+- area markers from the folder under assessments/ (assessments/cnn/... -> @pytest.mark.cnn);
+- `--budget smoke|full` and the `experiment` fixture reading experiments/<area>.toml;
+- every test seeded (random, NumPy, torch and TensorFlow when imported);
+- BLAS/torch threads split across xdist workers so `-n 2` on 2 cores does not oversubscribe;
+- the `evidence` fixture and the run folder the report is built from (reports/evidence.py).
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from implementations.config import load_experiment
+
+ROOT = Path(__file__).resolve().parent
+AREAS = ("fundamentals", "cnn", "rnn", "transformers", "generative", "keras", "pytorch",
+         "huggingface", "validation", "data", "harness")
+DEFAULT_RUN_DIR = ROOT / "reports" / "runs" / "latest"
+
+# Hub libraries must never reach for the network; set before any of them is imported.
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("milestone")
+    group.addoption("--budget", choices=("smoke", "full"), default="smoke",
+                    help="experiment budget read from experiments/*.toml (default: smoke)")
+    group.addoption("--seed", type=int, default=0, help="seed given to every test (default: 0)")
+    group.addoption("--run-dir", default=str(DEFAULT_RUN_DIR),
+                    help="where evidence and outcomes are written (default: reports/runs/latest)")
+    group.addoption("--evidence-append", action="store_true",
+                    help="keep the run folder's earlier evidence (used for the benchmark session)")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _worker_count(config: pytest.Config) -> int:
+    if _is_worker(config):
+        return int(config.workerinput.get("workercount", 1))
+    numprocesses = getattr(config.option, "numprocesses", None)
+    return int(numprocesses) if isinstance(numprocesses, int) and numprocesses > 0 else 1
+
+
+def _threads_per_process(config: pytest.Config) -> int:
+    return max(1, (os.cpu_count() or 1) // _worker_count(config))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = _threads_per_process(config)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # threadpoolctl is a core dependency; tolerate its absence in odd envs
+        pass
+    run_dir = Path(config.getoption("--run-dir")).resolve()
+    config.stash[RUN_DIR_KEY] = run_dir
+    if not _is_worker(config):
+        if run_dir.exists() and not config.getoption("--evidence-append"):
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+
+RUN_DIR_KEY = pytest.StashKey[Path]()
+
+
+def area_of(path: Path) -> str | None:
+    """The area a test file belongs to: its first folder under assessments/."""
+    try:
+        parts = path.resolve().relative_to(ROOT / "assessments").parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 1 and parts[0] in AREAS else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    has_cuda = _cuda_available()
+    for item in items:
+        area = area_of(Path(item.fspath))
+        if area:
+            item.add_marker(getattr(pytest.mark, area))
+        if item.get_closest_marker("gpu") and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none on this machine"))
+
+
+def _cuda_available() -> bool:
+    if "torch" not in sys.modules:
+        try:
+            import importlib.util
+
+            if importlib.util.find_spec("torch") is None:
+                return False
+        except ValueError:
+            return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+# ---------------------------------------------------------------- seeding and threads
+@pytest.fixture(autouse=True)
+def _seed_everything(request: pytest.FixtureRequest) -> int:
+    seed = request.config.getoption("--seed")
+    random.seed(seed)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed)
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.manual_seed(seed)
+        torch.set_num_threads(_threads_per_process(request.config))
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(seed)
+    return seed
+
+
+@pytest.fixture
+def seed(_seed_everything: int) -> int:
+    """The run's seed (`--seed`, default 0), already applied to every RNG."""
+    return _seed_everything
+
+
+# ---------------------------------------------------------------- budgets
+@pytest.fixture(scope="session")
+def budget(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--budget")
+
+
+@pytest.fixture
+def experiment(request: pytest.FixtureRequest, budget: str):
+    """`experiment("mlp_digits")` -> settings and thresholds for this test's area and budget."""
+    area = area_of(Path(request.node.fspath))
+
+    def lookup(name: str, area: str | None = area) -> dict:
+        if area is None:
+            raise ValueError("experiment() outside assessments/<area>/ needs area=...")
+        return load_experiment(area, name, budget)
+
+    return lookup
+
+
+# ---------------------------------------------------------------- evidence
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest):
+    """Record what this test proved: metrics, figures, tables, text (see reports/evidence.py)."""
+    from reports.evidence import Evidence, append_jsonl
+
+    config = request.config
+    run_dir = config.stash[RUN_DIR_KEY]
+    ev = Evidence(nodeid=request.node.nodeid, area=area_of(Path(request.node.fspath)) or "",
+                  run_dir=run_dir)
+    yield ev
+    if not ev.is_empty():
+        worker = config.workerinput["workerid"] if _is_worker(config) else "main"
+        append_jsonl(run_dir / f"evidence-{worker}.jsonl", ev.to_json())
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """The controller writes one outcome line per test (xdist forwards workers' reports)."""
+    config = _CONFIG.get("config")
+    if config is None or _is_worker(config):
+        return
+    record = None
+    if report.when == "call":
+        record = {"outcome": report.outcome}
+    elif report.when == "setup" and report.outcome != "passed":
+        record = {"outcome": "error" if report.failed else report.outcome}
+    elif report.when == "teardown" and report.failed:
+        record = {"outcome": "error"}
+    if record is None:
+        return
+    if report.skipped:
+        longrepr = report.longrepr
+        record["reason"] = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
+    if hasattr(report, "wasxfail"):
+        record["outcome"] = "xfail" if report.skipped else "xpass"
+        record["reason"] = report.wasxfail
+    from reports.evidence import append_jsonl
+
+    record.update(nodeid=report.nodeid, duration=round(report.duration, 3),
+                  area=area_of(ROOT / report.nodeid.split("::")[0]) or "")
+    append_jsonl(config.stash[RUN_DIR_KEY] / "outcomes.jsonl", record)
+
+
+_CONFIG: dict[str, pytest.Config] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CONFIG["config"] = session.config

@@ -1,0 +1,1 @@
+"""milestone implementations: offline data, NumPy fundamentals, architectures, framework skills."""

@@ -1,0 +1,1 @@
+"""Plotting shared by assessments, reports and notebooks (matplotlib, Agg backend)."""
