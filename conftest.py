@@ -71,6 +71,27 @@ def pytest_configure(config: pytest.Config) -> None:
         if run_dir.exists() and not config.getoption("--evidence-append"):
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / "run.json").exists():
+            _write_run_info(config, run_dir / "run.json")
+
+
+def _write_run_info(config: pytest.Config, path: Path) -> None:
+    """What the report header states about the run: budget, seed, workers, library versions."""
+    import json
+    import platform
+    import time
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("numpy", "torch", "tensorflow-cpu", "keras", "transformers", "onnxruntime"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    info = {"budget": config.getoption("--budget"), "seed": config.getoption("--seed"),
+            "workers": _worker_count(config), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "python": platform.python_version(), "cpus": os.cpu_count(), "versions": versions}
+    path.write_text(json.dumps(info, indent=1))
 
 
 RUN_DIR_KEY = pytest.StashKey[Path]()
