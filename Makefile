@@ -40,10 +40,10 @@ data:
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(WORKERS) --budget $(BUDGET) -m "not benchmark" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -p no:xdist --budget $(BUDGET) -m benchmark --evidence-append \
-	  --benchmark-json=$(RUN)/benchmarks.json $(PYTEST_ARGS)
+	  --benchmark-min-rounds=15 --benchmark-json=$(RUN)/benchmarks.json $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -p no:xdist -m benchmark --benchmark-json=$(RUN)/benchmarks.json
+	$(BIN)/python -m pytest -p no:xdist -m benchmark --benchmark-min-rounds=15 --benchmark-json=$(RUN)/benchmarks.json
 
 build-report: $(STAMP)
 	$(BIN)/python -m reports build --run $(RUN) --out reports/out

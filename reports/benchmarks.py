@@ -8,11 +8,11 @@ The convention a benchmark test follows:
         benchmark.extra_info["target_ratio"] = 3.0         # optional: candidate <= 3x reference
         benchmark(conv2d, x, w)
 
-In each group, ratio = candidate mean / reference mean for every candidate (> 1: slower than
-the reference); a target is met when ratio <= target. `target_ratio` may be set on the
+In each group, ratio = candidate median / reference median for every candidate (> 1: slower
+than the reference; the median, because a 2-core machine's stray load inflates means); a target is met when ratio <= target. `target_ratio` may be set on the
 reference instead, for every candidate of its group. A group with several references uses the
-first by name (and says so); a group without one lists its means without ratios; a benchmark
-with no role is listed with its mean only. Means are shown in milliseconds.
+first by name (and says so); a group without one lists its medians without ratios; a benchmark
+with no role is listed with its median only. Times are shown in milliseconds.
 """
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class Bench:
         return self.mean * 1e3
 
     @property
+    def median_ms(self) -> float:
+        return self.median * 1e3
+
+    @property
     def stddev_ms(self) -> float:
         return self.stddev * 1e3
 
@@ -59,9 +63,9 @@ class Comparison:
 
     @property
     def ratio(self) -> float | None:
-        if self.reference is None or self.bench.role != "candidate" or not self.reference.mean > 0:
+        if self.reference is None or self.bench.role != "candidate" or not self.reference.median > 0:
             return None
-        return self.bench.mean / self.reference.mean
+        return self.bench.median / self.reference.median
 
     @property
     def met(self) -> bool | None:
@@ -103,7 +107,7 @@ def load_benchmarks(path: Path) -> list[Bench] | None:
             name=b.get("name", "?"), fullname=b.get("fullname", b.get("name", "?")),
             group=b.get("group") or NO_GROUP, role=role if role in ("reference", "candidate") else "",
             mean=float(stats.get("mean", math.nan)), stddev=float(stats.get("stddev", 0.0)),
-            median=float(stats.get("median", 0.0)), min=float(stats.get("min", 0.0)),
+            median=float(stats.get("median", stats.get("mean", 0.0))), min=float(stats.get("min", 0.0)),
             max=float(stats.get("max", 0.0)), rounds=int(stats.get("rounds", 0)),
             target_ratio=_float(extra.get("target_ratio")), extra_info=extra))
     return benches
@@ -125,7 +129,7 @@ def compare(benches: list[Bench]) -> list[Group]:
         candidates = [b for b in members if b.role == "candidate"]
         others = [b for b in members if b.role == ""]
         if ref is None and candidates:
-            notes.append("no reference in this group: means only")
+            notes.append("no reference in this group: medians only")
         rows = [Comparison(name, c, ref, c.target_ratio if c.target_ratio is not None
                            else (ref.target_ratio if ref else None)) for c in candidates]
         if ref is not None and not candidates:
@@ -167,7 +171,7 @@ def plot_ratios(groups: list[Group], path: Path) -> Path | None:
         ax.annotate(f"{r:.3g}x", (r, yi), xytext=(4, 0), textcoords="offset points", va="center",
                     fontsize=8)
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set_xlabel("candidate mean / reference mean (lower is faster)")
+    ax.set_xlabel("candidate median / reference median (lower is faster)")
     fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
