@@ -25,7 +25,7 @@ def test_numpy_mlp_step(benchmark):
 
     def step() -> float:
         loss = loss_fn.forward(model.forward(x), y)
-        model.backward(loss_fn.backward().astype(np.float32, copy=False))
+        model.backward(loss_fn.backward(), input_grad=False)
         opt.step(model.gradients())
         return loss
 
