@@ -1,0 +1,1 @@
+"""Specialised architectures in plain PyTorch: cnn/ (rnn/, transformers/, generative/ beside it)."""
