@@ -38,7 +38,7 @@ data:
 
 # The assessment suite under xdist, then the benchmarks in their own session.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --budget $(BUDGET) -m "not benchmark" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --budget $(BUDGET) -m "not benchmark" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -p no:xdist --budget $(BUDGET) -m benchmark --evidence-append \
 	  --benchmark-min-rounds=15 --benchmark-json=$(RUN)/benchmarks.json $(PYTEST_ARGS)
 
