@@ -147,6 +147,15 @@ def _seed_everything(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
+def single_thread(_seed_everything: int):
+    """Run the test on one torch/BLAS thread (see assessments/threads.py); after seeding."""
+    from assessments.threads import single_thread as one_thread
+
+    with one_thread():
+        yield
+
+
+@pytest.fixture
 def seed(_seed_everything: int) -> int:
     """The run's seed (`--seed`, default 0), already applied to every RNG."""
     return _seed_everything

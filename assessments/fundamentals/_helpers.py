@@ -5,14 +5,11 @@
 - fashion_features / digits_data: the real data sets, as flat float64 features;
 - gradient_profile: per-layer weight-gradient norms of an MLP at one batch;
 - to_torch: an ndarray as a float64 torch tensor (for the parity files);
-- single_thread: a fixture running a test on one BLAS/OpenMP/torch thread.
 """
 from __future__ import annotations
 
-import sys
 
 import numpy as np
-import pytest
 
 from implementations.data import digits_split, fashion_mnist_split
 from implementations.fundamentals.gradcheck import eval_numerical_gradient_array, rel_error
@@ -90,23 +87,3 @@ def to_torch(a: np.ndarray, requires_grad: bool = False):
     if t.is_floating_point():
         t = t.to(torch.float64)
     return t.requires_grad_(requires_grad)
-
-
-@pytest.fixture
-def single_thread():
-    """Run a test on one BLAS/OpenMP thread (and one torch thread, when torch is loaded).
-
-    These tests multiply small matrices and push thousands of tiny tensors through torch, where
-    a second thread gains nothing; on a loaded 2-core machine its spin-waiting made them 10-50x
-    slower (a 6 s experiment took 116 s). Each xdist worker already gets one thread.
-    """
-    from threadpoolctl import threadpool_limits
-
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    if torch is not None:
-        torch.set_num_threads(previous)

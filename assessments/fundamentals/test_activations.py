@@ -16,7 +16,7 @@ from implementations.fundamentals.optimizers import SGD
 from implementations.fundamentals.training import accuracy, train_classifier
 from implementations.viz.curves import plot_curves
 
-from ._helpers import digits_data, gradcheck_layer, single_thread  # noqa: F401 (a fixture)
+from ._helpers import digits_data, gradcheck_layer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

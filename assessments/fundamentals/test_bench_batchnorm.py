@@ -9,7 +9,6 @@ import pytest
 
 from implementations.fundamentals.layers import BatchNorm1d
 
-from ._helpers import single_thread  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.usefixtures("single_thread")]
 BATCH, FEATURES, GROUP = 256, 512, "batchnorm1d-fwd-bwd"

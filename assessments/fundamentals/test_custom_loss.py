@@ -18,7 +18,6 @@ from implementations.fundamentals.optimizers import Adam
 from implementations.fundamentals.quantile_loss import PinballLoss, interval_coverage, lag_windows, pinball
 from implementations.fundamentals.training import train_regressor
 
-from ._helpers import single_thread  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

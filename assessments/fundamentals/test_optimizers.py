@@ -11,7 +11,7 @@ from implementations.fundamentals.optimizers import SGD, Adam, AdamW
 from implementations.fundamentals.training import accuracy, train_classifier
 from implementations.viz.curves import plot_curves
 
-from ._helpers import digits_data, single_thread  # noqa: F401 (a fixture)
+from ._helpers import digits_data
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

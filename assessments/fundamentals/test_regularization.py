@@ -17,7 +17,7 @@ from implementations.fundamentals.regularization import L1, L2, l1_penalty, l2_p
 from implementations.fundamentals.training import evaluate, train_classifier
 from implementations.viz.curves import plot_curves
 
-from ._helpers import fashion_features, single_thread  # noqa: F401 (a fixture)
+from ._helpers import fashion_features
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

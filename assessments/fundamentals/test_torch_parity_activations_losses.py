@@ -11,7 +11,7 @@ from implementations.fundamentals.activations import GELU, LeakyReLU, ReLU, Sigm
 from implementations.fundamentals.losses import BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, MSELoss
 from implementations.fundamentals.regularization import l1_penalty, l2_penalty
 
-from ._helpers import parity_error, single_thread, to_torch  # noqa: F401 (a fixture)
+from ._helpers import parity_error, to_torch
 
 torch = pytest.importorskip("torch", reason="the torch reference is not installed in this environment")
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("single_thread")]

@@ -11,7 +11,7 @@ import pytest
 
 from implementations.fundamentals.layers import BatchNorm1d
 
-from ._helpers import parity_error, single_thread, to_torch  # noqa: F401 (a fixture)
+from ._helpers import parity_error, to_torch
 
 torch = pytest.importorskip("torch", reason="the torch reference is not installed in this environment")
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("single_thread")]

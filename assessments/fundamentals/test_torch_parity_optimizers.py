@@ -14,7 +14,7 @@ from implementations.fundamentals.losses import CrossEntropyLoss
 from implementations.fundamentals.mlp import MLP
 from implementations.fundamentals.optimizers import SGD, Adam, AdamW
 
-from ._helpers import digits_data, parity_error, single_thread, to_torch  # noqa: F401 (a fixture)
+from ._helpers import digits_data, parity_error, to_torch
 
 torch = pytest.importorskip("torch", reason="the torch reference is not installed in this environment")
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("single_thread")]

@@ -14,7 +14,7 @@ from implementations.fundamentals.optimizers import SGD
 from implementations.fundamentals.training import train_classifier
 from implementations.viz.curves import plot_curves, plot_depth_profiles
 
-from ._helpers import digits_data, gradient_profile, scaled_init_mlp, single_thread  # noqa: F401 (a fixture)
+from ._helpers import digits_data, gradient_profile, scaled_init_mlp
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -1,8 +1,6 @@
 """Shared machinery of the RNN assessments: LSTM twins with copied weights and their parity."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -78,24 +76,3 @@ def lstm_parity_errors(ours: LSTM, ref: torch.nn.LSTM, batch: int, steps: int, l
     errors["grad_params"] = max(_max_abs(a[k], b[k]) for k in a if k.startswith("grad_") and k[5:] in
                                 dict(ours.named_parameters()))
     return errors
-
-
-@contextmanager
-def single_thread():
-    """Run torch and the BLAS libraries (NumPy, statsmodels) on one thread, then restore.
-
-    A recurrence is a long chain of small matmuls and pointwise ops, and a SARIMA likelihood a
-    long chain of small matrix products; splitting each across threads only adds
-    synchronisation. On a shared 2-core machine two threads made LSTM training 10x and a
-    SARIMA fit 50x slower. Module-scoped fixtures use this directly; tests get it from the
-    area's conftest.
-    """
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(n)

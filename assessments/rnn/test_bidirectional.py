@@ -12,7 +12,8 @@ import torch
 from seqeval.metrics import f1_score
 from torch.utils.data import DataLoader
 
-from assessments.rnn._helpers import module_experiment, run_seed, single_thread
+from assessments.rnn._helpers import module_experiment, run_seed
+from assessments.threads import single_thread
 from implementations.architectures.rnn.figures import plot_grouped_bars
 from implementations.architectures.rnn.future_task import future_token_task, tag_accuracy
 from implementations.architectures.rnn.ner import (encode, entity_f1, matched_hidden_size,

@@ -14,7 +14,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 from sklearn.metrics import mean_pinball_loss
 
-from assessments.rnn._helpers import module_experiment, run_seed, single_thread
+from assessments.rnn._helpers import module_experiment, run_seed
+from assessments.threads import single_thread
 from implementations.architectures.rnn.figures import plot_forecast
 from implementations.architectures.rnn.forecasting import (LSTMForecaster, SeriesTransform, conformal_margin,
                                                            coverage, fit_forecaster, lstm_quantiles, mae,
