@@ -1,0 +1,1 @@
+"""Attention, positional encodings, a small transformer and BERT fine-tuning, in PyTorch."""
