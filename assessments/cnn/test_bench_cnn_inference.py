@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.torch]
 MODELS = {"resnet18": resnet18, "efficientnet_b0": efficientnet_b0}
 
 
-def _run(benchmark, name: str, channels_last: bool, budget: str) -> None:
+def _run(benchmark, name: str, channels_last: bool, budget: str) -> tuple[torch.Tensor, int]:
+    """Time `name`'s inference; returns the logits and the batch size they must cover."""
     cfg = load_experiment("cnn", "inference_benchmark", budget)
     torch.manual_seed(0)
     model = MODELS[name]().eval()
@@ -35,15 +36,16 @@ def _run(benchmark, name: str, channels_last: bool, budget: str) -> None:
     benchmark.extra_info.update(role="candidate" if channels_last else "reference",
                                 memory_format="channels_last" if channels_last else "contiguous",
                                 **({"target_ratio": cfg["target_ratio"]} if channels_last else {}))
-    out = benchmark.pedantic(infer, rounds=cfg["rounds"], iterations=1)
-    assert out.shape == (cfg["batch"], 1000) and torch.isfinite(out).all()
+    return benchmark.pedantic(infer, rounds=cfg["rounds"], iterations=1), cfg["batch"]
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_inference_contiguous(benchmark, name, budget):
-    _run(benchmark, name, channels_last=False, budget=budget)
+    out, batch = _run(benchmark, name, channels_last=False, budget=budget)
+    assert out.shape == (batch, 1000) and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_inference_channels_last(benchmark, name, budget):
-    _run(benchmark, name, channels_last=True, budget=budget)
+    out, batch = _run(benchmark, name, channels_last=True, budget=budget)
+    assert out.shape == (batch, 1000) and torch.isfinite(out).all()
