@@ -106,15 +106,19 @@ def _prepare_run_dir(config: pytest.Config) -> None:
 
 
 def _clear_earlier_run(run_dir: Path, token: str, started: float) -> None:
-    for path in sorted(run_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir():
-            if not any(path.iterdir()):
-                path.rmdir()
-        elif path.name.startswith("evidence-") and path.suffix == ".jsonl":
-            if not path.stem.endswith(token):
+    """Delete earlier sessions' files; folders stay (a worker may be about to write into one)."""
+    for path in list(run_dir.rglob("*")):
+        try:
+            if path.is_dir():
+                continue
+            if path.name.startswith("evidence-") and path.suffix == ".jsonl":
+                stale = not path.stem.endswith(token)
+            else:
+                stale = path.name in ("outcomes.jsonl", "run.json") or path.stat().st_mtime < started
+            if stale:
                 path.unlink()
-        elif path.name in ("outcomes.jsonl", "run.json") or path.stat().st_mtime < started:
-            path.unlink()
+        except FileNotFoundError:  # a worker moved it meanwhile (atomic renames of caches)
+            pass
 
 
 def _write_run_info(config: pytest.Config, path: Path) -> None:
