@@ -114,7 +114,8 @@ def _clear_earlier_run(run_dir: Path, token: str, started: float) -> None:
             if path.name.startswith("evidence-") and path.suffix == ".jsonl":
                 stale = not path.stem.endswith(token)
             else:
-                stale = path.name in ("outcomes.jsonl", "run.json") or path.stat().st_mtime < started
+                stale = (path.parent == run_dir and path.name in ("outcomes.jsonl", "run.json")
+                         or path.stat().st_mtime < started)
             if stale:
                 path.unlink()
         except FileNotFoundError:  # a worker moved it meanwhile (atomic renames of caches)
