@@ -296,6 +296,31 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     append_jsonl(config.stash[RUN_DIR_KEY] / "outcomes.jsonl", record)
 
 
+DESELECTED_KEY = pytest.StashKey[list]()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Note what -m/-k deselected, so the report shows a row with deselected cases as partial."""
+    if items:
+        items[0].config.stash.setdefault(DESELECTED_KEY, []).extend(item.nodeid for item in items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the deselected node ids, only when this session selected tests to run (`--co` or an
+    empty selection leaves the run folder alone). Under xdist every worker collects the same
+    items; the report reads the union of their files."""
+    config = session.config
+    deselected = config.stash.get(DESELECTED_KEY, [])
+    if not deselected or not session.items or config.option.collectonly:
+        return
+    from reports.evidence import append_jsonl
+
+    worker = config.workerinput["workerid"] if _is_worker(config) else "main"
+    path = config.stash[RUN_DIR_KEY] / f"deselected-{worker}-{config.stash[TOKEN_KEY]}.jsonl"
+    for nodeid in deselected:
+        append_jsonl(path, {"nodeid": nodeid})
+
+
 _CONFIG: dict[str, pytest.Config] = {}
 
 

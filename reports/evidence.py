@@ -8,6 +8,7 @@ Layout of a run folder:
     evidence-<worker>.jsonl   one line per test that recorded evidence
     figures/<slug>.png        the figures those lines name
     benchmarks.json           pytest-benchmark's JSON, when the benchmark session ran
+    deselected[-<token>].jsonl  optional: {"nodeid": ...} per test a session deselected (-m/-k)
 """
 from __future__ import annotations
 

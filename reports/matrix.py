@@ -11,7 +11,10 @@ unrecognised) fail; skipped and xfail skip. Row status, from every matched resul
     "not run"             none of its tests is in outcomes.jsonl (deselected, or never collected)
     "failed"              any of them failed or errored
     "skipped"             all that ran were skipped
-    "passed"              all that ran passed; "passed (n skipped)" when n of them were skipped
+    "partial"             none failed, but some were skipped or some listed tests did not run
+                          (deselected: `-m "not torch"` must not make a parity row look proven;
+                          parametrised cases named in the run's deselected.jsonl count too)
+    "passed"              every listed test ran and passed
 
 Key metric: among the evidence of the row's tests, the metrics marked key=True (else the first
 metric of each test); the first one that misses its threshold, else the first one.
@@ -59,6 +62,8 @@ class RunData:
     outcomes: dict[str, Outcome]
     evidence: dict[str, TestEvidence]
     warnings: list[str] = field(default_factory=list)
+    # node ids a session deselected (-m/-k) and no session ran (deselected*.jsonl)
+    deselected: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -70,6 +75,7 @@ class Item:
     kind: Literal["requirement", "question"] = "requirement"
     area: str = ""
     section: str = ""
+    proof: dict[str, str] = field(default_factory=dict)  # listed test id -> form (reports.proof)
 
 
 @dataclass
@@ -77,11 +83,16 @@ class TestRef:
     """One test id listed by a row, with the node ids it matched in the run."""
     listed: str
     outcomes: list[Outcome]
+    deselected: int = 0  # its cases that were collected but deselected
 
     @property
     def outcome(self) -> str:
-        """The aggregated outcome: "not run", "failed", "skipped", "passed" (as a row status)."""
+        """The aggregated outcome: "not run", "failed", "skipped", "partial", "passed"."""
         return row_status([o.outcome for o in self.outcomes], listed=1)
+
+    @property
+    def duration(self) -> float:
+        return sum(o.duration for o in self.outcomes)
 
     @property
     def label(self) -> str:
@@ -107,6 +118,32 @@ class Row:
     key_nodeid: str = ""
     other_metrics: int = 0  # how many more candidate key metrics the area pages show
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Listed tests that ran / did not run, and their cases passed / failed / skipped."""
+        kinds = [kind_of(o.outcome) for ref in self.refs for o in ref.outcomes]
+        return {"listed": len(self.refs), "ran": sum(1 for r in self.refs if r.outcomes),
+                "not_run": sum(1 for r in self.refs if not r.outcomes), "passed": kinds.count("pass"),
+                "failed": kinds.count("fail"), "skipped": kinds.count("skip"),
+                "deselected": sum(r.deselected for r in self.refs if r.outcomes)}
+
+    @property
+    def detail(self) -> str:
+        """Why a row is partial (or failed): "4 of 6 listed tests ran; 1 case skipped"."""
+        c = self.counts
+        parts: list[str] = []
+        if not c["ran"]:
+            return ""
+        if c["not_run"]:
+            parts.append(f"{c['ran']} of {c['listed']} listed tests ran")
+        if c["failed"]:
+            parts.append(f"{c['failed']} case{'s' if c['failed'] != 1 else ''} failed")
+        if c["skipped"]:
+            parts.append(f"{c['skipped']} case{'s' if c['skipped'] != 1 else ''} skipped")
+        if c["deselected"]:
+            parts.append(f"{c['deselected']} case{'s' if c['deselected'] != 1 else ''} deselected")
+        return "; ".join(parts)
+
 
 def matches(listed: str, nodeid: str) -> bool:
     """Whether a listed test id names this node id (itself, a parameter of it, or a member)."""
@@ -121,8 +158,9 @@ def kind_of(outcome: str) -> Literal["pass", "fail", "skip"]:
     return "fail"
 
 
-def row_status(outcomes: list[str], listed: int) -> str:
-    """The status of a row listing `listed` test ids whose matched results are `outcomes`."""
+def row_status(outcomes: list[str], listed: int, not_run: int = 0) -> str:
+    """The status of a row listing `listed` test ids whose matched results are `outcomes`;
+    `not_run` of the listed ids matched no result (deselected or not collected)."""
     if listed == 0:
         return "not yet covered"
     if not outcomes:
@@ -133,15 +171,17 @@ def row_status(outcomes: list[str], listed: int) -> str:
     skipped = kinds.count("skip")
     if skipped == len(kinds):
         return "skipped"
-    return f"passed ({skipped} skipped)" if skipped else "passed"
+    return "partial" if skipped or not_run else "passed"
 
 
 def status_class(status: str) -> str:
-    """The CSS class of a status or outcome: passed, failed, skipped, notrun or uncovered."""
-    if status.startswith("passed") or status == "xpass":
+    """The CSS class of a status or outcome: passed, partial, failed, skipped, notrun or uncovered."""
+    if status.startswith("passed") or status in ("xpass", "answered"):
         return "passed"
     if status in ("failed", "error"):
         return "failed"
+    if status == "partial":
+        return "partial"
     if status in ("skipped", "xfail"):
         return "skipped"
     return "uncovered" if status == "not yet covered" else "notrun"
@@ -158,7 +198,8 @@ def load_items(path: Path) -> tuple[list[Item], list[Item]]:
                 raise ValueError(f"{path}: [[{kind}]] number {i + 1} needs an id and a text")
             items.append(Item(id=str(entry["id"]), text=str(entry["text"]),
                               tests=[str(t) for t in entry.get("tests", [])], kind=kind,  # type: ignore[arg-type]
-                              area=str(entry.get("area", "")), section=str(entry.get("section", ""))))
+                              area=str(entry.get("area", "")), section=str(entry.get("section", "")),
+                              proof={str(k): str(v) for k, v in (entry.get("proof") or {}).items()}))
     return found["requirement"], found["question"]
 
 
@@ -213,7 +254,9 @@ def load_run(run_dir: Path) -> RunData:
             ev.figures += rec.get("figures", [])
             ev.tables += rec.get("tables", [])
             ev.texts += rec.get("texts", [])
-    return RunData(run_dir, outcomes, evidence, warnings)
+    deselected = {str(rec["nodeid"]) for path in sorted(run_dir.glob("deselected*.jsonl"))
+                  for rec in _read_lines(path, warnings) if "nodeid" in rec}
+    return RunData(run_dir, outcomes, evidence, warnings, deselected - set(outcomes))
 
 
 # ---------------------------------------------------------------- the matrix
@@ -228,9 +271,11 @@ def _key_metric(evs: list[TestEvidence]) -> tuple[Metric | None, str, int]:
 
 
 def build_row(item: Item, run: RunData) -> Row:
-    refs = [TestRef(listed, [o for nid, o in sorted(run.outcomes.items()) if matches(listed, nid)])
+    refs = [TestRef(listed, [o for nid, o in sorted(run.outcomes.items()) if matches(listed, nid)],
+                    sum(1 for nid in run.deselected if matches(listed, nid)))
             for listed in item.tests]
-    status = row_status([o.outcome for ref in refs for o in ref.outcomes], len(item.tests))
+    status = row_status([o.outcome for ref in refs for o in ref.outcomes], len(item.tests),
+                        not_run=sum(1 for ref in refs if not ref.outcomes or ref.deselected))
     evs = [ev for listed in item.tests for nid, ev in sorted(run.evidence.items()) if matches(listed, nid)]
     metric, nodeid, others = _key_metric(evs)
     return Row(item, refs, status, metric, nodeid, others)
@@ -240,13 +285,17 @@ def build_matrix(items: list[Item], run: RunData) -> list[Row]:
     return [build_row(item, run) for item in items]
 
 
+STATUSES = ("passed", "partial", "failed", "skipped", "not run", "not yet covered")
+
+
 def count_statuses(rows: list[Row]) -> dict[str, int]:
-    """Rows per status, "passed (n skipped)" counted as passed; "not run" only when present."""
-    counts = {"passed": 0, "failed": 0, "skipped": 0, "not run": 0, "not yet covered": 0}
+    """Rows per status; "partial" and "not run" only when present."""
+    counts = dict.fromkeys(STATUSES, 0)
     for row in rows:
-        counts["passed" if row.status.startswith("passed") else row.status] += 1
-    if not counts["not run"]:
-        del counts["not run"]
+        counts[row.status] += 1
+    for optional in ("partial", "not run"):
+        if not counts[optional]:
+            del counts[optional]
     return counts
 
 

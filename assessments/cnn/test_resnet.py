@@ -14,7 +14,8 @@ from implementations.architectures.cnn.resnet import (BasicBlock, Bottleneck, Re
 from implementations.architectures.cnn.training import accuracy, fit
 from implementations.viz.curves import plot_curves
 
-from ._helpers import fashion_tensors, n_params, nearest_centroid_accuracy
+from ._helpers import (fashion_tensors, hf_resnet, hf_resnet_key, n_params, nearest_centroid_accuracy,
+                       pixel_baselines)
 
 pytestmark = pytest.mark.torch
 BUILDERS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
@@ -42,6 +43,53 @@ def test_torchvision_layout_resnet50():
     assert len(shapes) == 320  # 53 convs + 53 BNs x 5 buffers/params + fc
     assert model.layer2[0].conv2.stride == (2, 2) and model.layer2[0].conv1.stride == (1, 1)
     assert "layer1.0.downsample.0.weight" not in resnet18().state_dict()  # 64 -> 64: identity
+
+
+def max_rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_forward_matches_transformers_resnet_float64(name, evidence, experiment):
+    """Forward parity with an independent implementation: Hugging Face transformers'
+    ResNetForImageClassification (v1.5: stride on the 3x3 of a Bottleneck, projection shortcut
+    conv1x1 + BN), random init with randomised BatchNorm statistics, every tensor copied into ours
+    by name, eval mode, float64. Negative controls: the same weights in our model without the stem
+    max-pool, and (ResNet-50) with the stride moved to the 1x1 conv (v1), must differ."""
+    cfg = experiment("resnet_parity")
+    reference = hf_resnet(name, cfg["num_classes"])
+    theirs = reference.state_dict()
+    with torch.device("meta"):  # no init: every tensor comes from the reference
+        ours = BUILDERS[name](num_classes=cfg["num_classes"]).eval()
+    mapped = {hf_resnet_key(k): v for k, v in theirs.items()}
+    assert len(mapped) == len(theirs) == len(ours.state_dict())
+    ours.load_state_dict(mapped, strict=True, assign=True)
+    assert not any(t.is_meta for t in ours.state_dict().values())
+    assert all(p.dtype == torch.float64 for p in ours.parameters())
+    x = torch.randn(cfg["batch"], 3, cfg["input_size"], cfg["input_size"], dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference(pixel_values=x).logits
+        err = max_rel_error(ours(x), expected)
+        spread = float(expected.std(0).mean() / expected.abs().mean())  # not a constant output
+        controls = {}
+        maxpool, ours.maxpool = ours.maxpool, torch.nn.Identity()
+        controls["no stem max-pool"] = max_rel_error(ours(x), expected)
+        ours.maxpool = maxpool
+        if name == "resnet50":  # ResNet v1: the stride on the first 1x1 conv instead of the 3x3
+            for layer in (ours.layer2, ours.layer3, ours.layer4):
+                layer[0].conv1.stride, layer[0].conv2.stride = (2, 2), (1, 1)
+            controls["stride on the 1x1 (v1)"] = max_rel_error(ours(x), expected)
+    evidence.metric(f"{name}_max_rel_error_vs_transformers", err, threshold=cfg["max_rel_error"],
+                    direction="lower", key=True)
+    for control, value in controls.items():
+        evidence.metric(f"{name}_control_{control.replace(' ', '_')}", value,
+                        threshold=cfg["min_control_error"], direction="higher")
+    evidence.table(f"{name}_parity", [{"model": f"ours ({name})", "max rel error": err}] +
+                   [{"model": f"ours, {c}", "max rel error": v} for c, v in controls.items()])
+    assert err <= cfg["max_rel_error"], f"{name}: {err:.2e} from transformers' ResNet"
+    assert spread >= cfg["min_logit_spread"], "the reference logits barely depend on the input"
+    assert min(controls.values()) >= cfg["min_control_error"], controls
 
 
 @pytest.mark.parametrize("block, channels", [(BasicBlock, 32), (Bottleneck, 128)])
@@ -95,8 +143,20 @@ def test_small_resnet_learns_fashion_mnist(evidence, experiment, seed):
                lr=cfg["lr"], weight_decay=cfg["weight_decay"], seed=seed, X_val=data.X_test,
                y_val=data.y_test, channels_last=cfg["channels_last"])
     acc = accuracy(model, data.X_test, data.y_test, channels_last=cfg["channels_last"])
+    pixels = pixel_baselines(data, cfg["logreg_weight_decay"], cfg["mlp_hidden"], cfg["mlp_epochs"], seed=seed)
+    best_pixels = max(pixels, key=pixels.get)
     evidence.metric("test_accuracy", acc, threshold=cfg["min_test_accuracy"], direction="higher", key=True)
     evidence.metric("nearest_centroid_baseline", baseline)
+    evidence.metric("logistic_regression_on_pixels", pixels["logistic regression"])
+    evidence.metric("mlp_on_pixels", pixels["MLP"])
+    evidence.metric("margin_over_best_pixel_model", acc - pixels[best_pixels],
+                    threshold=cfg["min_margin_over_pixel_models"], direction="higher")
+    evidence.table("small_resnet_vs_pixel_models", [
+        {"model": f"ResNet-{cfg['depth']} (CIFAR-style)", "test accuracy": acc},
+        {"model": "logistic regression on pixels (L-BFGS, L2)", "test accuracy": pixels["logistic regression"]},
+        {"model": f"MLP on pixels ({cfg['mlp_hidden']} ReLU units, {cfg['mlp_epochs']} epochs)",
+         "test accuracy": pixels["MLP"]},
+        {"model": "nearest class mean on pixels", "test accuracy": baseline}])
     evidence.metric("margin_over_baseline", acc - baseline, threshold=cfg["min_margin_over_baseline"],
                     direction="higher")
     evidence.metric("parameters", n_params(model))
@@ -107,4 +167,5 @@ def test_small_resnet_learns_fashion_mnist(evidence, experiment, seed):
                   f"{len(data.y_train)} train / {len(data.y_test)} test images of the fixed split.")
     assert acc >= cfg["min_test_accuracy"]
     assert acc - baseline >= cfg["min_margin_over_baseline"]
+    assert acc - pixels[best_pixels] >= cfg["min_margin_over_pixel_models"], {"ResNet": acc, **pixels}
     assert np.all(np.isfinite(hist.step_loss)) and hist.epoch_loss[-1] < hist.epoch_loss[0]

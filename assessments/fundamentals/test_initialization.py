@@ -51,6 +51,53 @@ def test_zero_init_never_breaks_symmetry(evidence):
     assert np.ptp(model.dense_layers[0].params["weight"], axis=0).max() > 0.1
 
 
+def test_constant_init_gradients_are_nonzero_but_identical_across_units(evidence, experiment):
+    """Symmetry with a constant non-zero init: backprop gives every hidden unit of a layer the same
+    non-zero gradient, so after training they are still copies of each other although the weights
+    moved. (With zeros and tanh every gradient is exactly 0, which a no-op backward also gives.)
+    Hidden weights are all `constant_value`; the output layer's row k is a constant c_k (classes
+    differ, hidden units do not), so the logits and the gradients are not trivially equal."""
+    cfg = experiment("initialization")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 8)), rng.integers(0, 3, size=64)
+    model = MLP([8, 16, 12, 3], activation="tanh", init="zeros", seed=0)
+    hidden = model.dense_layers[:-1]
+    for d in hidden:
+        d.params["weight"][...] = cfg["constant_value"]
+    model.dense_layers[-1].params["weight"][...] = rng.normal(size=(3, 1))
+    opt, loss = SGD(model.parameters(), lr=0.5), CrossEntropyLoss()
+    loss.forward(model.forward(x), y)
+    model.backward(loss.backward())
+    first = [d.grads["weight"].copy() for d in hidden]
+    for _ in range(cfg["symmetry_steps"]):
+        loss.forward(model.forward(x), y)
+        model.backward(loss.backward())
+        opt.step(model.gradients())
+
+    def spread(w: np.ndarray) -> float:  # how much the units (rows) of a layer differ
+        return float(np.ptp(w, axis=0).max() / np.abs(w).mean())
+
+    grad_norm = min(float(np.linalg.norm(g)) for g in first)
+    grad_spread = max(spread(g) for g in first)
+    weight_spread = max(spread(d.params["weight"]) for d in hidden)
+    change = min(float(np.abs(d.params["weight"] - cfg["constant_value"]).mean() / cfg["constant_value"])
+                 for d in hidden)
+    evidence.metric("constant_init_first_gradient_norm", grad_norm, threshold=0.0, direction="higher")
+    evidence.metric("constant_init_gradient_spread_across_units", grad_spread,
+                    threshold=cfg["max_unit_spread"], direction="lower")
+    evidence.metric("constant_init_weight_spread_after_training", weight_spread,
+                    threshold=cfg["max_unit_spread"], direction="lower", key=True)
+    evidence.metric("constant_init_relative_weight_change", change, threshold=cfg["min_weight_change"],
+                    direction="higher")
+    assert grad_norm > 1e-6, "backprop gave a zero gradient to a hidden layer"
+    assert grad_spread <= cfg["max_unit_spread"], "units of one layer got different gradients"
+    assert change >= cfg["min_weight_change"], "the weights barely moved: training did nothing"
+    assert weight_spread <= cfg["max_unit_spread"], "the hidden units drifted apart: symmetry broke"
+    # The same data and steps from a random init give distinct units.
+    model = MLP([8, 16, 12, 3], activation="tanh", init="xavier_normal", seed=0)
+    assert spread(model.dense_layers[0].params["weight"]) > 0.1
+
+
 def test_initialization_across_depth(evidence, experiment):
     cfg = experiment("initialization")
     runs = {(act, init): depth_profile(act, init, cfg)

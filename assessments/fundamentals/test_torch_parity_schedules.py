@@ -2,7 +2,9 @@
 
 After construction and after every one of 300 steps, our optimizer's lr must equal torch's
 param_group["lr"] within sched_tol (relative); for OneCycleLR the cycled momentum (SGD) or
-beta1 (Adam) too.
+beta1 (Adam) too. The parameters both optimizers step (with a varying gradient, so momentum and
+the Adam moments matter) must agree within param_tol at every step: a scheduler that sets the
+attribute while the optimizer keeps using its old lr or momentum fails here.
 """
 import numpy as np
 import pytest
@@ -69,6 +71,7 @@ def momentum_of(opt) -> float:
 def test_schedule_matches_torch_for_300_steps(name, evidence, experiment):
     tol = experiment("schedule_parity")["sched_tol"]
     kind, make_ours, make_theirs = CASES[name]
+    param_tol = experiment("schedule_parity")["param_tol"]
     param, t_param = np.zeros(2), to_torch(np.zeros(2), requires_grad=True)
     if kind == "sgd":
         opt, t_opt = SGD([param], lr=0.1, momentum=0.9), torch.optim.SGD([t_param], lr=0.1, momentum=0.9)
@@ -76,8 +79,9 @@ def test_schedule_matches_torch_for_300_steps(name, evidence, experiment):
         opt, t_opt = Adam([param], lr=1e-3), torch.optim.Adam([t_param], lr=1e-3)
     sched, t_sched = make_ours(opt), make_theirs(t_opt)
     lrs, t_lrs, moms, t_moms = [opt.lr], [t_opt.param_groups[0]["lr"]], [momentum_of(opt)], [momentum_of(t_opt)]
-    for _ in range(STEPS):
-        grad = np.ones(2)
+    params, t_params = [], []
+    for step in range(STEPS):
+        grad = np.array([1.0 + np.sin(0.1 * step), -2.0 * np.cos(0.07 * step)])  # varies: momentum matters
         opt.step([grad])  # the optimizer steps first, as torch requires
         t_param.grad = to_torch(grad)
         t_opt.step()
@@ -87,10 +91,16 @@ def test_schedule_matches_torch_for_300_steps(name, evidence, experiment):
         t_lrs.append(t_opt.param_groups[0]["lr"])
         moms.append(momentum_of(opt))
         t_moms.append(momentum_of(t_opt))
+        params.append(param.copy())
+        t_params.append(t_param.detach().numpy().copy())
     lr_err, mom_err = relative_error(lrs, t_lrs), parity_error(moms, t_moms)
+    param_err = parity_error(np.array(params), np.array(t_params))
     evidence.metric("max_lr_error_over_300_steps", lr_err, threshold=tol, direction="lower", key=True)
     evidence.metric("max_momentum_error_over_300_steps", mom_err, threshold=tol, direction="lower")
+    evidence.metric("max_parameter_error_over_300_steps", param_err, threshold=param_tol, direction="lower")
     assert np.ptp(t_lrs) > 0, "the schedule should actually change the lr"
     assert lr_err <= tol, f"lr differs from torch by {lr_err:.2e}"
     assert mom_err <= tol, f"momentum differs from torch by {mom_err:.2e}"
+    assert param_err <= param_tol, f"the stepped parameters differ from torch's by {param_err:.2e}"
+    assert np.abs(params[-1]).max() > 0.1, "the parameters barely moved: the comparison would be blind"
     assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr()[0], rel=tol)

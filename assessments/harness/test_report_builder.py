@@ -1,208 +1,47 @@
-"""The report builder on a synthetic run: matrix statuses, key metrics, figures, skips, benchmarks, CLI."""
+"""The report builder on a synthetic run: statuses (partial when tests were deselected or skipped),
+requirement pages, key metrics, figures, skips, benchmarks, notebooks, the CLI."""
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from assessments.harness._helpers import F, ROOT, make_report_inputs, make_run, parse_rows, rows_of
 from reports.build import build_report
 from reports.evidence import slug
 from reports.matrix import matches, row_status
 from reports.numbers import fmt_number
-
-ROOT = Path(__file__).resolve().parents[2]
-F = "assessments/fundamentals/test_fake.py"
-
-REQUIREMENTS = f'''
-[[requirement]]
-id = "r.pass"
-area = "fundamentals"
-section = "Fundamentals / Basics"
-text = "A requirement whose test passed"
-tests = ["{F}::test_pass"]
-
-[[requirement]]
-id = "r.fail"
-area = "fundamentals"
-section = "Fundamentals / Basics"
-text = "A requirement whose test failed"
-tests = ["{F}::test_fail"]
-
-[[requirement]]
-id = "r.skip"
-area = "cnn"
-section = "Architectures / CNN"
-text = "A requirement whose test was skipped"
-tests = ["assessments/cnn/test_gpu.py::test_on_gpu"]
-
-[[requirement]]
-id = "r.param"
-area = "fundamentals"
-section = "Fundamentals / Basics"
-text = "A requirement with a parametrized test"
-tests = ["{F}::test_param"]
-
-[[requirement]]
-id = "r.class"
-area = "fundamentals"
-section = "Fundamentals / Basics"
-text = "A requirement naming a test class"
-tests = ["{F}::TestSuite"]
-
-[[requirement]]
-id = "r.deselected"
-area = "fundamentals"
-section = "Fundamentals / Basics"
-text = "A requirement whose test did not run"
-tests = ["{F}::test_deselected"]
-
-[[requirement]]
-id = "r.none"
-area = "cnn"
-section = "Architectures / CNN"
-text = "A requirement with no tests yet"
-tests = []
-
-[[question]]
-id = "q.1"
-text = "Does the parity hold?"
-tests = ["{F}::test_parity"]
-'''
-
-OUTCOMES = [
-    {"nodeid": f"{F}::test_pass", "outcome": "passed", "duration": 1.25, "area": "fundamentals"},
-    {"nodeid": f"{F}::test_fail", "outcome": "failed", "duration": 0.5, "area": "fundamentals"},
-    {"nodeid": "assessments/cnn/test_gpu.py::test_on_gpu", "outcome": "skipped", "duration": 0.0,
-     "area": "cnn", "reason": "needs a CUDA GPU; none on this machine"},
-    {"nodeid": f"{F}::test_param[relu]", "outcome": "passed", "duration": 0.1, "area": "fundamentals"},
-    {"nodeid": f"{F}::test_param[tanh]", "outcome": "passed", "duration": 0.1, "area": "fundamentals"},
-    {"nodeid": f"{F}::test_param[swish]", "outcome": "skipped", "duration": 0.0,
-     "area": "fundamentals", "reason": "swish not implemented yet"},
-    {"nodeid": f"{F}::TestSuite::test_a", "outcome": "passed", "duration": 0.1, "area": "fundamentals"},
-    {"nodeid": f"{F}::TestSuite::test_b", "outcome": "passed", "duration": 0.1, "area": "fundamentals"},
-    {"nodeid": f"{F}::test_parity", "outcome": "passed", "duration": 0.2, "area": "fundamentals"},
-    # a test whose name starts like a listed one must not be taken for it
-    {"nodeid": f"{F}::test_passthrough", "outcome": "failed", "duration": 0.1, "area": "fundamentals"},
-]
-
-
-def _metric(name, value, unit="", threshold=None, direction="none", key=False) -> dict:
-    return {"name": name, "value": value, "unit": unit, "threshold": threshold,
-            "direction": direction, "key": key}
-
-
-def _bench(name: str, role: str, mean_s: float, **extra) -> dict:
-    return {"group": "matmul 256", "name": name, "fullname": f"{F}::{name}",
-            "stats": {"mean": mean_s, "stddev": mean_s / 10, "median": mean_s, "min": mean_s,
-                      "max": mean_s, "rounds": 10, "ops": 1 / mean_s},
-            "extra_info": {"role": role, **extra}}
-
-
-def make_run(run: Path, benchmarks: bool = True) -> Path:
-    """A run folder as conftest.py and pytest-benchmark write it."""
-    from matplotlib.figure import Figure
-
-    (run / "figures").mkdir(parents=True)
-    fig = Figure(figsize=(2, 1.5))
-    fig.add_subplot().plot([0, 1, 2], [1.0, 0.5, 0.2])
-    figure = f"figures/{slug(F + '::test_pass')}-loss_curve.png"
-    fig.savefig(run / figure)
-    (run / "outcomes.jsonl").write_text("".join(json.dumps(o) + "\n" for o in OUTCOMES))
-    evidence = [
-        {"nodeid": f"{F}::test_pass", "area": "fundamentals",
-         "metrics": [_metric("train_loss", 0.0123, threshold=0.5, direction="lower"),
-                     _metric("test_accuracy", 0.973123, "", 0.95, "higher", key=True)],
-         "figures": [{"name": "loss_curve", "file": figure, "caption": "training loss per epoch"}],
-         "tables": [{"name": "per_class", "rows": [{"class": "cat", "recall": 0.123456789},
-                                                   {"class": "dog", "recall": 0.987654321}]}],
-         "texts": ["The network learns the digits."]},
-        {"nodeid": f"{F}::test_fail", "area": "fundamentals",
-         "metrics": [_metric("test_accuracy", 0.41, threshold=0.9, direction="higher", key=True)],
-         "figures": [], "tables": [], "texts": []},
-        {"nodeid": f"{F}::test_parity", "area": "fundamentals",
-         "metrics": [_metric("max_abs_error", 3.2e-14, threshold=1e-10, direction="lower")],
-         "figures": [], "tables": [], "texts": []},
-    ]
-    (run / "evidence-gw0.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evidence[:2]))
-    (run / "evidence-main.jsonl").write_text(json.dumps(evidence[2]) + "\n")
-    if benchmarks:
-        data = {"benchmarks": [_bench("test_matmul_torch", "reference", 0.002),
-                               _bench("test_matmul_numpy", "candidate", 0.003, target_ratio=2.0)]}
-        (run / "benchmarks.json").write_text(json.dumps(data))
-    return run
-
-
-class _Rows(HTMLParser):
-    """The text of every <tr id="row-..."> of a page, and of its status cell, by row id."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: dict[str, str] = {}
-        self.statuses: dict[str, str] = {}
-        self._row: str | None = None
-        self._in_status = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        if tag == "tr" and (attributes.get("id") or "").startswith("row-"):
-            self._row = (attributes["id"] or "").removeprefix("row-")
-            self.rows[self._row] = self.statuses[self._row] = ""
-        elif tag == "td" and self._row is not None:
-            self._in_status = "status" in (attributes.get("class") or "").split()
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "tr":
-            self._row = None
-        if tag in ("td", "tr"):
-            self._in_status = False
-
-    def handle_data(self, data: str) -> None:
-        if self._row is not None:
-            self.rows[self._row] += data
-            if self._in_status:
-                self.statuses[self._row] += data
-
-
-def parse_rows(html: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(row text, status cell text) by row id, whitespace collapsed."""
-    parser = _Rows()
-    parser.feed(html)
-    return ({k: " ".join(v.split()) for k, v in parser.rows.items()},
-            {k: " ".join(v.split()) for k, v in parser.statuses.items()})
-
-
-def rows_of(html: str) -> dict[str, str]:
-    return parse_rows(html)[0]
+from reports.proof import form_of
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("report")
-    requirements = base / "requirements.toml"
-    requirements.write_text(REQUIREMENTS)
-    run = make_run(base / "run")
+    run, requirements, answers = make_report_inputs(base)
+    (run / "notebooks").mkdir()
+    (run / "notebooks" / "fundamentals.html").write_text("<html><body>executed notebook</body></html>")
     out = base / "out"
-    report = build_report(run, out, requirements)
+    report = build_report(run, out, requirements, baseline=None, answers=answers)
     return report, out, requirements, run
 
 
-@pytest.mark.parametrize("outcomes, listed, expected", [
-    ([], 0, "not yet covered"),
-    ([], 1, "not run"),
-    (["passed", "failed"], 2, "failed"),
-    (["passed", "error"], 1, "failed"),
-    (["skipped", "skipped"], 1, "skipped"),
-    (["passed", "passed"], 1, "passed"),
-    (["passed", "skipped", "passed"], 1, "passed (1 skipped)"),
-    (["xpass", "xfail"], 1, "passed (1 skipped)"),
+@pytest.mark.parametrize("outcomes, listed, not_run, expected", [
+    ([], 0, 0, "not yet covered"),
+    ([], 1, 1, "not run"),
+    (["passed", "failed"], 2, 0, "failed"),
+    (["passed", "error"], 1, 0, "failed"),
+    (["skipped", "skipped"], 1, 0, "skipped"),
+    (["passed", "passed"], 1, 0, "passed"),
+    (["passed", "skipped", "passed"], 1, 0, "partial"),
+    (["xpass", "xfail"], 1, 0, "partial"),
+    (["passed", "passed"], 3, 1, "partial"),  # one listed test deselected: never "passed"
+    (["passed", "failed"], 3, 1, "failed"),
 ])
-def test_row_status_rules(outcomes: list[str], listed: int, expected: str) -> None:
-    assert row_status(outcomes, listed) == expected
+def test_row_status_rules(outcomes: list[str], listed: int, not_run: int, expected: str) -> None:
+    assert row_status(outcomes, listed, not_run) == expected
 
 
 @pytest.mark.parametrize("listed, nodeid, expected", [
@@ -224,17 +63,68 @@ def test_numbers_have_four_significant_digits(value: object, text: str) -> None:
     assert fmt_number(value) == text
 
 
+@pytest.mark.parametrize("nodeid, form", [
+    ("assessments/fundamentals/test_mlp_torch_parity.py::test_loss_and_every_gradient_match_torch",
+     "parity with a reference"),
+    ("assessments/fundamentals/test_losses.py::test_loss_gradient_matches_central_differences[mse]", "gradient check"),
+    ("assessments/cnn/test_efficientnet.py::test_lite0_weights_load_strict_and_classify_real_photos", "real weights"),
+    ("assessments/rnn/test_bidirectional.py::test_bilstm_beats_unidirectional_on_wnut16", "baseline beaten"),
+    ("assessments/fundamentals/test_losses.py::test_focal_down_weights_every_example", "property"),  # @given
+    ("assessments/fundamentals/test_losses.py::test_losses_reject_bad_input", "input checks"),
+    ("assessments/fundamentals/test_bench_mlp_step.py::test_numpy_mlp_step", "benchmark"),
+    ("assessments/x/test_y.py::test_z", "demonstration"),
+])
+def test_form_of_proof_from_name_and_source(nodeid: str, form: str) -> None:
+    assert form_of(nodeid) == form
+    assert form_of(nodeid, stated="real weights") == "real weights"  # requirements.toml overrides
+
+
+def test_a_recorded_baseline_makes_a_demonstration_a_baseline_beaten() -> None:
+    assert form_of("assessments/x/test_y.py::test_z", metrics=("test_accuracy", "majority_class_baseline")) == \
+        "baseline beaten"
+
+
 def test_each_row_shows_its_status(built) -> None:
     report, out, _, _ = built
     rows, statuses = parse_rows((out / "index.html").read_text())
-    expected = {"r.pass": "passed", "r.fail": "failed", "r.skip": "skipped",
-                "r.param": "passed (1 skipped)", "r.class": "passed", "r.deselected": "not run",
-                "r.none": "not yet covered", "q.1": "passed"}
-    assert statuses == expected
+    expected = {"r.pass": "passed", "r.fail": "failed", "r.skip": "skipped", "r.param": "partial",
+                "r.class": "passed", "r.deselected": "not run", "r.none": "not yet covered",
+                "q.1": "passed", "q.2": "not run"}
     assert {r.item.id: r.status for r in report.requirements + report.questions} == expected
-    assert "2 passed, 1 skipped" in rows["r.param"]
+    assert {k: v for k, v in statuses.items() if v in ("passed", "not run", "not yet covered")} == \
+        {k: v for k, v in expected.items() if v in ("passed", "not run", "not yet covered")}
+    assert statuses["r.param"] == "partial 1 case skipped"  # amber, with the count, never "passed"
+    assert statuses["r.fail"] == "failed 1 case failed" and statuses["r.skip"] == "skipped 1 case skipped"
     assert "none listed" in rows["r.none"]
-    assert report.summary.startswith("7 requirements: 3 passed, 1 failed, 1 skipped, 1 not run, 1 not yet covered")
+    assert report.summary.startswith("7 requirements: 2 passed, 1 partial, 1 failed, 1 skipped, 1 not run, "
+                                     "1 not yet covered")
+
+
+def test_partly_deselected_requirement_is_partial(tmp_path: Path, built) -> None:
+    """A listed parity test deselected (`-m "not torch"`) leaves the row partial, with the counts."""
+    _, _, requirements, run = built
+    text = requirements.read_text().replace(
+        'tests = ["' + F + '::test_pass"]', 'tests = ["' + F + '::test_pass", "' + F + '::test_torch_parity"]')
+    (tmp_path / "req.toml").write_text(text)
+    report = build_report(run, tmp_path / "out", tmp_path / "req.toml", baseline=None)
+    row = next(r for r in report.requirements if r.item.id == "r.pass")
+    assert row.status == "partial" and row.detail == "1 of 2 listed tests ran"
+    page = (tmp_path / "out" / "req-r.pass.html").read_text()
+    assert "Partial: 1 of 2 listed tests ran" in page
+
+
+def test_deselected_parametrised_cases_make_the_row_partial(tmp_path: Path, built) -> None:
+    """Cases a session deselected (deselected.jsonl) count against their row, unless another session
+    of the run ran them (the benchmark session deselects everything the main one ran)."""
+    _, _, requirements, _ = built
+    run = make_run(tmp_path / "run")
+    (run / "deselected.jsonl").write_text(
+        '{"nodeid": "' + F + '::test_class_free[x]"}\n{"nodeid": "' + F + '::TestSuite::test_c"}\n'
+        '{"nodeid": "' + F + '::test_pass"}\n')
+    report = build_report(run, tmp_path / "out", requirements, baseline=None)
+    rows = {r.item.id: r for r in report.requirements}
+    assert rows["r.class"].status == "partial" and rows["r.class"].detail == "1 case deselected"
+    assert rows["r.pass"].status == "passed"  # deselected in one session, run in another
 
 
 def test_key_metric_with_threshold_and_mark(built) -> None:
@@ -246,13 +136,90 @@ def test_key_metric_with_threshold_and_mark(built) -> None:
     assert "max_abs_error = 3.2e-14 (threshold ≤ 1e-10) ✓" in rows["q.1"]  # no key: the first
 
 
-def test_tests_link_to_their_area_anchor(built) -> None:
+def test_matrix_links_each_row_to_its_page_with_a_thumbnail(built) -> None:
+    report, out, _, _ = built
+    index = (out / "index.html").read_text()
+    for row in report.requirements:
+        assert f'href="req-{slug(row.item.id)}.html"' in index
+        assert (out / f"req-{slug(row.item.id)}.html").is_file()
+    thumb = re.search(r'<img class="thumb" src="([^"]+)"', rows_html(index, "r.pass"))
+    assert thumb and (out / thumb.group(1)).read_bytes()[:4] == b"\x89PNG"
+    assert "<img" not in rows_html(index, "r.fail")  # no figure recorded: no thumbnail
+
+
+def rows_html(index: str, row_id: str) -> str:
+    start = index.index(f'<tr id="row-{row_id}"')
+    return index[start:index.index("</tr>", start)]
+
+
+def test_requirement_page_shows_claim_proof_figure_and_folded_tests(built) -> None:
+    _, out, _, _ = built
+    page = (out / "req-r.pass.html").read_text()
+    assert "A requirement whose test passed" in page
+    assert "How it is proven" in page and "demonstration" in page
+    assert '<img src="figures/' in page and "training loss per epoch" in page
+    assert "test_accuracy" in page and "≥ 0.95" in page
+    assert "<td>0.1235</td>" in page and "The network learns the digits." in page
+    folded = page[page.index("<details"):]
+    assert f"{F}::test_pass" in folded  # test ids only at the bottom, folded
+    assert f'href="area-fundamentals.html#{slug(F + "::test_pass")}"' in page
+    assert 'href="notebooks/fundamentals.html"' in page
+
+
+def test_parametrised_test_is_one_row_with_its_cases(built) -> None:
+    report, out, _, _ = built
+    page = (out / "req-r.param.html").read_text()
+    proof = page[page.index('id="proof"'):page.index("</ul>", page.index('id="proof"'))]
+    assert proof.count("<li>") == 1 and "3 cases" in proof and "2 passed, 1 skipped" in proof
+    assert "swish not implemented yet" in page
+    area = (out / "area-fundamentals.html").read_text()
+    assert area.count(f'id="{slug(F + "::test_param")}"') == 1  # one section for the function
+    assert f'id="{slug(F + "::test_param[swish]")}"' in area  # and an anchor per case
+
+
+def test_source_links_point_at_real_files(tmp_path: Path, built) -> None:
+    from reports.views import source_href
+
+    out = tmp_path / "out"
+    out.mkdir()
+    href = source_href("assessments/harness/test_report_builder.py::test_x", out)
+    assert href and (out / href).resolve() == Path(__file__).resolve()
+    assert source_href(f"{F}::test_pass", out) is None  # no such file: no link
+
+
+def test_notebooks_are_copied_and_linked_or_marked_absent(built) -> None:
+    _, out, _, _ = built
+    assert (out / "notebooks" / "fundamentals.html").read_text().startswith("<html>")
+    index = (out / "index.html").read_text()
+    assert 'href="notebooks/fundamentals.html"' in index
+    assert "not executed in this run" in (out / "req-r.skip.html").read_text()  # cnn has none
+
+
+def test_index_states_the_selection_and_wall_time(built) -> None:
     _, out, _, _ = built
     index = (out / "index.html").read_text()
-    anchor = slug(f"{F}::test_pass")
-    assert f'href="area-fundamentals.html#{anchor}"' in index
-    assert f'id="{anchor}"' in (out / "area-fundamentals.html").read_text()
-    assert 'id="' + slug("assessments/cnn/test_gpu.py::test_on_gpu") + '"' in (out / "area-cnn.html").read_text()
+    assert '-m "not benchmark"' in index and "tox env <strong>numpy</strong>" in index
+    assert "budget <strong>smoke</strong>" in index
+    glance = index[index.index('id="glance"'):index.index('id="requirements"')]
+    assert "2.5 s" in glance  # fundamentals: 1.25 + 0.5 + 0.1 * 5 + 0.2 + 0.1 (rounded)
+
+
+def test_area_time_comes_from_junit_when_the_run_wrote_it(tmp_path: Path, built) -> None:
+    """JUnit's testcase time holds setup + call + teardown: a module fixture's training counts."""
+    from reports.views import junit_times
+
+    _, _, requirements, _ = built
+    run = make_run(tmp_path / "run")
+    (run / "junit.xml").write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest">'
+        '<testcase classname="assessments.fundamentals.test_fake" name="test_pass" time="41.5"/>'
+        '<testcase classname="assessments.fundamentals.test_fake" name="test_fail" time="0.5"/>'
+        '<testcase classname="assessments.cnn.test_gpu" name="test_on_gpu" time="0.25"/>'
+        '</testsuite></testsuites>')
+    assert junit_times(run) == {"fundamentals": 42.0, "cnn": 0.25}
+    build_report(run, tmp_path / "out", requirements, baseline=None)
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "42.0 s" in index[index.index('id="glance"'):index.index('id="requirements"')]
 
 
 def test_area_page_has_figure_table_and_text(built) -> None:
@@ -283,16 +250,16 @@ def test_benchmark_ratio_table_and_plot(built) -> None:
     page = (out / "benchmarks.html").read_text()
     assert re.search(r'<td class="num">1\.5</td>', page)
     assert "≤ 2" in page and "✓" in page
-    assert "1.5×" in (out / "index.html").read_text()
     png = out / "figures" / "benchmarks.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
     assert '<img src="figures/benchmarks.png"' in page
+    assert '<h2 id="area-fundamentals">fundamentals</h2>' in page  # grouped by the test's area
 
 
 def test_missing_benchmarks_are_reported(tmp_path: Path, built) -> None:
     _, _, requirements, _ = built
     run = make_run(tmp_path / "run", benchmarks=False)
-    report = build_report(run, tmp_path / "out", requirements)
+    report = build_report(run, tmp_path / "out", requirements, baseline=None)
     assert report.groups is None
     assert "no benchmark session in this run" in (tmp_path / "out" / "benchmarks.html").read_text()
     assert not (tmp_path / "out" / "figures" / "benchmarks.png").exists()
@@ -301,15 +268,15 @@ def test_missing_benchmarks_are_reported(tmp_path: Path, built) -> None:
 def test_rebuild_replaces_out_but_never_clears_a_foreign_folder(tmp_path: Path, built) -> None:
     _, _, requirements, run = built
     out = tmp_path / "out"
-    build_report(run, out, requirements)
+    build_report(run, out, requirements, baseline=None)
     (out / "stale.html").write_text("old")
-    build_report(run, out, requirements)
+    build_report(run, out, requirements, baseline=None)
     assert not (out / "stale.html").exists() and (out / "index.html").is_file()
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="refusing"):
-        build_report(run, foreign, requirements)
+        build_report(run, foreign, requirements, baseline=None)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -321,10 +288,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_builds_and_prints_the_summary(tmp_path: Path, built) -> None:
     _, _, requirements, run = built
     out = tmp_path / "cli-out"
-    done = _cli("--run", str(run), "--out", str(out), "--requirements", str(requirements))
+    done = _cli("--run", str(run), "--out", str(out), "--requirements", str(requirements),
+                "--baseline", str(tmp_path / "no-baseline.json"))
     assert done.returncode == 0, done.stderr
     assert str(out / "index.html") in done.stdout
-    assert "7 requirements: 3 passed, 1 failed, 1 skipped, 1 not run, 1 not yet covered" in done.stdout
+    assert "7 requirements: 2 passed, 1 partial, 1 failed, 1 skipped, 1 not run, 1 not yet covered" in done.stdout
     assert rows_of((out / "index.html").read_text())["r.none"].count("not yet covered") == 1
 
 
@@ -338,3 +306,58 @@ def test_cli_without_a_run_exits_2_with_the_hint(tmp_path: Path, make_dir: bool,
     assert done.returncode == 2
     assert "make test" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_run_info_records_each_sessions_selection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run.json states what produced the run: -m expression, -k, paths, budget, tox env; an appended
+    (benchmark) session adds its own selection and keeps the first session's header."""
+    import json
+    from types import SimpleNamespace
+
+    from harness.plugin import _write_run_info
+
+    def config(markexpr: str, args: list[str]) -> SimpleNamespace:
+        options = {"--budget": "smoke", "--seed": 0}
+        return SimpleNamespace(option=SimpleNamespace(markexpr=markexpr, keyword="", numprocesses=None), args=args,
+                               getoption=options.__getitem__)
+
+    monkeypatch.setenv("TOX_ENV_NAME", "numpy")
+    path = tmp_path / "run.json"
+    _write_run_info(config("not torch and not benchmark", ["assessments/fundamentals"]), path)
+    first = json.loads(path.read_text())
+    _write_run_info(config("benchmark", []), path)
+    info = json.loads(path.read_text())
+    assert info["started"] == first["started"] and info["budget"] == "smoke"
+    assert [s["markexpr"] for s in info["sessions"]] == ["not torch and not benchmark", "benchmark"]
+    assert info["sessions"][0]["tox_env"] == "numpy" and info["sessions"][0]["args"] == ["assessments/fundamentals"]
+
+
+def test_benchmark_plot_labels_cover_no_marker_and_nothing_is_clipped() -> None:
+    """The benchmark page's old faults: value labels drawn on the target diamonds, a clipped x label."""
+    from reports.benchmarks import Bench, compare, ratio_figure
+
+    def bench(name: str, role: str, median: float, target: float | None = None, area: str = "fundamentals"):
+        return Bench(name, f"assessments/{area}/test_b.py::{name}", f"g-{name[-1]}", role, median, median=median,
+                     rounds=20, target_ratio=target)
+
+    benches = [bench("ref_1", "reference", 1.0), bench("cand_1", "candidate", 1.4, 1.5),  # target just past the bar
+               bench("ref_2", "reference", 1.0, area="cnn"), bench("cand_2", "candidate", 2.0, 2.0, area="cnn")]
+    groups = compare(benches)
+    fig = ratio_figure(groups, {"g-1::cand_1": 1.45})
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = fig.axes
+    points = [xy for coll in ax.collections for xy in ax.transData.transform(coll.get_offsets())]
+    assert len(points) == 3  # two targets and one baseline tick
+    for text in ax.texts:
+        box = text.get_window_extent(renderer)
+        assert not any(box.contains(x, y) for x, y in points), f"label {text.get_text()!r} covers a marker"
+    whole = fig.bbox  # the canvas itself, before any tight cropping
+    for artist in [ax.xaxis.label, *ax.get_yticklabels(), *ax.texts, *fig.legends]:
+        box = artist.get_window_extent(renderer)
+        assert whole.x0 <= box.x0 and box.x1 <= whole.x1 and whole.y0 <= box.y0 and box.y1 <= whole.y1
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0].startswith("[cnn]") and labels[1].startswith("[fundamentals]")  # grouped by area

@@ -4,12 +4,13 @@ Every bullet and validation question of the seed (fixtures/seed/requirements.md,
 copy of the user's requirements) has exactly one entry in assessments/requirements.toml, and
 every test an entry names exists.
 """
-import ast
-import re
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from assessments.harness._helpers import defined_tests, listed_test_problem
+from reports.proof import FORMS
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "fixtures" / "seed" / "requirements.md"
@@ -25,17 +26,6 @@ def seed_items(text: str) -> tuple[list[str], list[str]]:
         elif part and line.lstrip().startswith("- "):
             (bullets if part == "req" else questions).append(line.strip()[2:].strip())
     return bullets, questions
-
-
-def defined_tests(path: Path) -> set[str]:
-    """Names of test functions and classes (and Class::method) defined in a test module."""
-    names = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        if isinstance(node, ast.ClassDef):
-            names.update(f"{node.name}::{item.name}" for item in node.body if isinstance(item, ast.FunctionDef))
-    return names
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +54,21 @@ def test_every_listed_test_exists(mapping):
     problems = []
     for entry in mapping["requirement"] + mapping["question"]:
         for nodeid in entry["tests"]:
-            file, _, name = nodeid.partition("::")
-            path = ROOT / file
-            if not re.fullmatch(r"assessments/.+/test_\w+\.py", file) or not path.exists():
-                problems.append(f"{entry['id']}: no test file {file}")
-            elif name and re.sub(r"\[.*\]$", "", name) not in defined_tests(path):
-                problems.append(f"{entry['id']}: {file} defines no {name}")
+            if (problem := listed_test_problem(nodeid)) is not None:
+                problems.append(f"{entry['id']}: {problem}")
+    assert not problems, "\n".join(problems)
+
+
+def test_stated_forms_of_proof_are_known_and_name_listed_tests(mapping):
+    """`proof = {"<listed test id>" = "<form>"}` (optional, per entry) overrides the form read from
+    a test's name (reports/proof.py); it must name one of the entry's tests and a known form."""
+    problems = []
+    for entry in mapping["requirement"] + mapping["question"]:
+        for nodeid, form in (entry.get("proof") or {}).items():
+            if nodeid not in entry["tests"]:
+                problems.append(f"{entry['id']}: proof names {nodeid}, which its tests do not list")
+            if form not in FORMS:
+                problems.append(f"{entry['id']}: unknown form of proof {form!r}; expected one of {FORMS}")
     assert not problems, "\n".join(problems)
 
 

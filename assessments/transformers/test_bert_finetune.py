@@ -34,7 +34,8 @@ def finetuned(request):
 
 
 def run_lp_ft(cfg: dict):
-    """TF-IDF, frozen probe and LP-FT fine-tune on one split: (cfg, split, accuracies, losses, copy error)."""
+    """TF-IDF, frozen probe and LP-FT fine-tune on one split: (cfg, split, accuracies, losses, copy error,
+    {probe / fine-tuned per-example predictions, encoder weight changes})."""
     split = rotten_split(test_size=cfg["test_size"], seed=0, n=cfg.get("n_total"))
     y_test = split.y_test
     tfidf = tfidf_logreg(split.X_train, split.y_train, C=cfg["tfidf_C"])
@@ -47,19 +48,26 @@ def run_lp_ft(cfg: dict):
     f_train = embed_texts(model, tokenizer, split.X_train, **kw)
     f_test = embed_texts(model, tokenizer, split.X_test, **kw)
     probe = fit_linear_probe(model, f_train, split.y_train, C=cfg["probe_C"])
-    acc["frozen + linear"] = float(np.mean(probe.predict(f_test) == y_test))
+    probe_pred = probe.predict(f_test)
+    acc["frozen + linear"] = float(np.mean(probe_pred == y_test))
     with torch.no_grad():  # the head as copied, on the same features: its logit margin is the probe's
         logits = F.linear(torch.from_numpy(f_test), model.head.weight.double(), model.head.bias.double())
     copy_error = float(np.max(np.abs((logits[:, 1] - logits[:, 0]).numpy() - probe.decision_function(f_test))))
+    before = {k: v.detach().clone() for k, v in model.encoder.named_parameters()}
     losses = finetune(model, tokenizer, split.X_train, split.y_train, epochs=cfg["epochs"],
                       batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                       warmup_ratio=cfg["warmup_ratio"], seed=0, **kw)
-    acc["fine-tuned"] = float(np.mean(predict(model, tokenizer, split.X_test, **kw) == y_test))
-    return cfg, split, acc, losses, copy_error
+    ft_pred = predict(model, tokenizer, split.X_test, **kw)
+    acc["fine-tuned"] = float(np.mean(ft_pred == y_test))
+    word = "embeddings.word_embeddings.weight"
+    change = {k: float((p.detach() - before[k]).norm() / before[k].norm().clamp_min(1e-12))
+              for k, p in model.encoder.named_parameters()}
+    paired = {"probe": probe_pred, "fine-tuned": ft_pred, "change": change, "word_embeddings": word}
+    return cfg, split, acc, losses, copy_error, paired
 
 
 def test_finetuned_minilm_beats_tfidf(finetuned, evidence):
-    cfg, split, acc, losses, _ = finetuned
+    cfg, split, acc, losses, *_ = finetuned
     gain = acc["fine-tuned"] - acc["TF-IDF + LR"]
     evidence.metric("finetuned_accuracy", acc["fine-tuned"], key=True,
                     threshold=acc["TF-IDF + LR"] + cfg["min_gain_over_tfidf"], direction="higher")
@@ -83,19 +91,53 @@ def test_finetuned_minilm_beats_tfidf(finetuned, evidence):
 
 
 def test_gain_over_frozen_encoder(finetuned, evidence):
-    cfg, _, acc, _, _ = finetuned
+    """Fine-tuning beats its own starting point, the frozen encoder + linear probe, on the same
+    test snippets, and the gain is above the noise: an exact one-sided McNemar test on the paired
+    predictions (snippets only one model gets right). A fine-tune that never steps predicts exactly
+    what the probe predicts (the head is the probe) and has p = 1."""
+    from scipy.stats import binomtest
+
+    cfg, split, acc, _, _, paired = finetuned
+    y = split.y_test
     gain = acc["fine-tuned"] - acc["frozen + linear"]
+    wins = int(np.sum((paired["fine-tuned"] == y) & (paired["probe"] != y)))
+    broken = int(np.sum((paired["fine-tuned"] != y) & (paired["probe"] == y)))
+    p_value = binomtest(wins, wins + broken, 0.5, alternative="greater").pvalue if wins + broken else 1.0
     evidence.metric("frozen_linear_accuracy", acc["frozen + linear"])
     evidence.metric("gain_over_frozen", gain, threshold=cfg["min_gain_over_frozen"], direction="higher", key=True)
+    evidence.metric("mcnemar_one_sided_p", p_value, threshold=cfg["max_mcnemar_p"], direction="lower")
+    evidence.table("paired_predictions", [
+        {"outcome": "only fine-tuned right", "snippets": wins},
+        {"outcome": "only frozen probe right", "snippets": broken},
+        {"outcome": "both right", "snippets": int(np.sum((paired["fine-tuned"] == y) & (paired["probe"] == y)))},
+        {"outcome": "both wrong", "snippets": int(np.sum((paired["fine-tuned"] != y) & (paired["probe"] != y)))}])
     evidence.text("Gain of end-to-end fine-tuning over a linear head on the frozen encoder (same features, same "
-                  f"split, the probe fitted to convergence). Budget {cfg['budget']}: required gain "
-                  f"{cfg['min_gain_over_frozen']:+.2f}.")
+                  f"split, the probe fitted to convergence), {len(y)} test snippets. Budget {cfg['budget']}: "
+                  f"required gain {cfg['min_gain_over_frozen']:+.2f} and McNemar p <= {cfg['max_mcnemar_p']} "
+                  f"({wins} snippets fixed, {broken} broken).")
     assert gain >= cfg["min_gain_over_frozen"], acc
+    assert p_value <= cfg["max_mcnemar_p"], f"gain within noise: {wins} fixed vs {broken} broken, p={p_value:.3f}"
+
+
+def test_finetuning_moved_the_encoder(finetuned, evidence):
+    """The optimiser stepped the encoder itself (not only the head), and left the frozen word
+    embeddings alone: relative change ||W_after - W_before|| / ||W_before|| per tensor. (BERT's
+    pooler is not in the graph: the classifier mean-pools the last hidden states.)"""
+    cfg, *_, paired = finetuned
+    change, word = paired["change"], paired["word_embeddings"]
+    trained = {k: v for k, v in change.items() if k != word and not k.startswith("pooler.")}
+    evidence.metric("median_encoder_relative_change", float(np.median(list(trained.values()))),
+                    threshold=cfg["min_encoder_change"], direction="higher", key=True)
+    evidence.metric("min_encoder_relative_change", min(trained.values()))
+    evidence.metric("word_embedding_change", change[word], threshold=0.0, direction="lower")
+    assert np.median(list(trained.values())) >= cfg["min_encoder_change"], sorted(trained.items())[:5]
+    assert sum(v > 0 for v in trained.values()) == len(trained), "some encoder tensors never moved"
+    assert change[word] == 0.0, "the frozen word embeddings changed"
 
 
 def test_linear_probe_is_copied_into_the_head(finetuned, evidence):
     """LP-FT starts from the probe: the head's logit margin equals sklearn's decision function."""
-    *_, copy_error = finetuned
+    copy_error = finetuned[4]
     evidence.metric("probe_copy_max_abs_error", copy_error, threshold=1e-5, direction="lower")
     assert copy_error <= 1e-5  # the head is float32: copying rounds the coefficients
 

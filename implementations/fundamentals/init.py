@@ -13,9 +13,13 @@ SCHEMES = ("zeros", "normal", "xavier_uniform", "xavier_normal", "kaiming_unifor
            "kaiming_normal", "torch_default")
 
 
+LINEAR_LIKE = ("linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+               "conv_transpose2d", "conv_transpose3d")
+
+
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """torch.nn.init.calculate_gain: the std scale that keeps activations stable."""
-    if nonlinearity in ("linear", "identity", "sigmoid"):
+    if nonlinearity in LINEAR_LIKE:
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
@@ -24,7 +28,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         return math.sqrt(2.0 / (1 + slope**2))
-    raise ValueError(f"unknown nonlinearity {nonlinearity!r}; expected linear, sigmoid, tanh, relu or leaky_relu")
+    if nonlinearity == "selu":
+        return 3.0 / 4  # torch's choice for self-normalising nets
+    raise ValueError(f"unknown nonlinearity {nonlinearity!r}; expected one of {', '.join(LINEAR_LIKE)}, "
+                     "tanh, relu, leaky_relu or selu")
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -56,17 +63,23 @@ def xavier_normal(shape: tuple[int, ...], rng: np.random.Generator, gain: float 
     return rng.normal(0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), size=shape).astype(dtype)
 
 
-def kaiming_uniform(shape: tuple[int, ...], rng: np.random.Generator, a: float = 0.0,
+def _fan(shape: tuple[int, ...], mode: str) -> int:
+    """fan_in (preserves the forward pass's variance) or fan_out (the backward pass's)."""
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(shape)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def kaiming_uniform(shape: tuple[int, ...], rng: np.random.Generator, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu", dtype=np.float64) -> np.ndarray:
-    fan_in, _ = _fans(shape)
-    bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan_in)
+    bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(_fan(shape, mode))
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def kaiming_normal(shape: tuple[int, ...], rng: np.random.Generator, a: float = 0.0,
+def kaiming_normal(shape: tuple[int, ...], rng: np.random.Generator, a: float = 0.0, mode: str = "fan_in",
                    nonlinearity: str = "leaky_relu", dtype=np.float64) -> np.ndarray:
-    fan_in, _ = _fans(shape)
-    std = calculate_gain(nonlinearity, a) / math.sqrt(fan_in)
+    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(shape, mode))
     return rng.normal(0.0, std, size=shape).astype(dtype)
 
 

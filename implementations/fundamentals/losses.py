@@ -189,7 +189,8 @@ class FocalLoss:
             dlogpt = -np.exp(logp)
             dlogpt[rows, target] += 1.0
             self._dlogpt_dlogits = dlogpt
-        alpha_t = self._alpha_t(target, binary, 1 if binary else logits.shape[1])
+        # in the logits' dtype: float64 class weights must not promote a float32 loss and gradient
+        alpha_t = np.asarray(self._alpha_t(target, binary, 1 if binary else logits.shape[1]), dtype=logits.dtype)
         pt = np.exp(logpt)
         one_minus_pt = -np.expm1(logpt)  # exact where p_t is close to 1
         g = self.gamma

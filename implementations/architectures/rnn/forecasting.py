@@ -21,7 +21,8 @@ from .lstm import LSTM
 
 __all__ = ["pinball_loss", "SeriesTransform", "make_windows", "LSTMForecaster", "ForecastHistory",
            "fit_forecaster", "lstm_quantiles", "to_levels", "conformal_margin", "seasonal_naive_one_step",
-           "sarima_one_step", "mae", "rmse", "mase", "coverage"]
+           "seasonal_drift_one_step", "drift_one_step", "ets_one_step", "sarima_one_step", "mae", "rmse",
+           "mase", "coverage"]
 
 
 def pinball_loss(input: Tensor, target: Tensor, quantiles: Tensor | list[float],
@@ -72,7 +73,7 @@ class SeriesTransform:
     def fit(self, train: np.ndarray) -> "SeriesTransform":
         z = self._base(train)
         self.mean, self.std = float(z.mean()), float(z.std())
-        if not self.std > 0:
+        if not self.std > 1e-12 * max(1.0, abs(self.mean)):  # constant up to rounding (e.g. log 2**k)
             raise ValueError("the training part is constant after the transform; cannot scale it")
         return self
 
@@ -199,6 +200,51 @@ def seasonal_naive_one_step(series: np.ndarray, start: int, period: int) -> np.n
     if not 0 < period <= start:
         raise ValueError(f"period must be in 1..start={start}, got {period}")
     return series[start - period:len(series) - period].copy()
+
+
+def seasonal_drift_one_step(series: np.ndarray, start: int, period: int) -> np.ndarray:
+    """Forecast of series[t] = series[t - period] + (series[t - 1] - series[t - 1 - period]):
+    last season's value moved by the latest year-on-year change (no parameters). On a trending
+    seasonal series it is a strong baseline (seasonal naive misses the trend)."""
+    series = np.asarray(series, dtype=np.float64)
+    if not 0 < period < start:
+        raise ValueError(f"period must be in 1..start - 1={start - 1}, got {period}")
+    t = np.arange(start, len(series))
+    return series[t - period] + (series[t - 1] - series[t - 1 - period])
+
+
+def drift_one_step(series: np.ndarray, start: int) -> np.ndarray:
+    """Random walk with drift: series[t - 1] + (series[t - 1] - series[0]) / (t - 1)."""
+    series = np.asarray(series, dtype=np.float64)
+    if not 2 <= start < len(series):
+        raise ValueError(f"start must be in 2..{len(series) - 1}, got {start}")
+    t = np.arange(start, len(series))
+    return series[t - 1] + (series[t - 1] - series[0]) / (t - 1)
+
+
+def ets_one_step(series: np.ndarray, start: int, trend: str | None = None, seasonal: str | None = None,
+                 period: int | None = None, damped_trend: bool = False, log: bool = False,
+                 alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Exponential smoothing (statsmodels ETSModel, additive errors) fitted on series[:start] by
+    maximum likelihood, then run over the tail with those parameters fixed: one-step forecasts of
+    series[start:] and their 1 - alpha prediction intervals, (n,) and (n, 2)."""
+    import pandas as pd
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    y = np.asarray(series, dtype=np.float64)
+    if not 0 < start < len(y):
+        raise ValueError(f"start must be in 1..{len(y) - 1}, got {start}")
+    if log:
+        if np.any(y <= 0):
+            raise ValueError("log=True needs strictly positive values")
+        y = np.log(y)
+    z = pd.Series(y)  # statsmodels' ETS prediction needs an index
+    kw = dict(error="add", trend=trend, seasonal=seasonal, damped_trend=damped_trend,
+              seasonal_periods=period if seasonal else None)
+    fitted = ETSModel(z[:start], **kw).fit(disp=False)
+    frame = ETSModel(z, **kw).smooth(fitted.params).get_prediction(start=start).summary_frame(alpha=alpha)
+    point, interval = frame["mean"].to_numpy(), frame[["pi_lower", "pi_upper"]].to_numpy()
+    return (np.exp(point), np.exp(interval)) if log else (point, interval)
 
 
 def sarima_one_step(series: np.ndarray, start: int, order: tuple[int, int, int],

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
+import numpy as np
 import torch
 from seqeval.metrics import classification_report, f1_score
 from torch import Tensor
@@ -19,7 +20,8 @@ from implementations.data.torch_datasets import SequenceDataset, pad_collate
 
 from .tagger import LSTMTagger, predict_tags, word_shape
 
-__all__ = ["encode", "ner_collate", "BucketBatchSampler", "ner_loader", "entity_f1", "per_type_report",
+__all__ = ["encode", "ner_collate", "BucketBatchSampler", "ner_loader", "entity_f1", "predicted_tags",
+           "entity_counts", "paired_bootstrap_f1", "per_type_report",
            "matched_hidden_size", "tagger_parameters", "most_frequent_tag_baseline"]
 
 
@@ -102,6 +104,49 @@ def entity_f1(model: LSTMTagger, loader: DataLoader, gold: Sequence[Sequence[str
     """seqeval entity-level micro F1 (conlleval semantics) of the model's tags over a loader
     that was built without shuffling from the sentences whose gold tags are ``gold``."""
     return float(f1_score([list(g) for g in gold], _to_tags(predict_tags(model, loader))))
+
+
+def predicted_tags(model: LSTMTagger, loader: DataLoader) -> list[list[str]]:
+    """The model's tag strings per sentence, in loader order (a loader built without shuffling)."""
+    return _to_tags(predict_tags(model, loader))
+
+
+def entity_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per sentence (true positives, predicted entities, gold entities), shape (n, 3): entity
+    spans as seqeval reads them (conlleval), so summed counts give seqeval's micro F1."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
+    rows = []
+    for g, p in zip(gold, pred):
+        ge, pe = set(get_entities(list(g))), set(get_entities(list(p)))
+        rows.append((len(ge & pe), len(pe), len(ge)))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def paired_bootstrap_f1(gold: Sequence[Sequence[str]], preds_a: Sequence[Sequence[Sequence[str]]],
+                        preds_b: Sequence[Sequence[Sequence[str]]], n_boot: int = 2000,
+                        seed: int = 0) -> dict[str, float]:
+    """Paired bootstrap over sentences (Koehn 2004; Berg-Kirkpatrick et al. 2012) of the micro
+    entity F1 difference A - B, each side averaged over its runs (seeds): the same resampled
+    sentences score every run of both taggers. preds_a, preds_b: one list of per-sentence tags
+    per run. Returns the observed difference, a 95% interval and the one-sided P(diff <= 0)."""
+    a = np.stack([entity_counts(gold, p) for p in preds_a])  # (runs, n, 3)
+    b = np.stack([entity_counts(gold, p) for p in preds_b])
+    idx = np.random.default_rng(seed).integers(0, a.shape[1], size=(n_boot, a.shape[1]))
+
+    def f1(counts: np.ndarray) -> np.ndarray:  # counts (..., 3) summed over sentences
+        tp, npred, ngold = counts[..., 0], counts[..., 1], counts[..., 2]
+        return np.where(npred + ngold > 0, 2 * tp / np.maximum(npred + ngold, 1), 0.0)
+
+    def mean_f1(c: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+        return f1(c[:, rows].sum(-2)).mean(0)  # averaged over runs
+
+    diffs = np.array([mean_f1(a, r) - mean_f1(b, r) for r in idx])
+    return {"diff": float(mean_f1(a, slice(None)) - mean_f1(b, slice(None))),
+            "low": float(np.quantile(diffs, 0.025)), "high": float(np.quantile(diffs, 0.975)),
+            "p_value": float(np.mean(diffs <= 0))}
 
 
 def per_type_report(model: LSTMTagger, loader: DataLoader, gold: Sequence[Sequence[str]]) -> dict[str, dict]:
