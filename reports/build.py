@@ -31,6 +31,7 @@ from reports.evidence import Metric, slug
 from reports.gate import (DEFAULT_BASELINE, DEFAULT_POLICY, BaselineMissing, GateResult, load_baseline,
                           load_policy)
 from reports.gate import compare as compare_baseline
+from reports.mutation import DEFAULT_MUTATION, load_mutation
 from reports.matrix import (SKIP, Item, RunData, Row, TestRef, build_matrix, items_by_test,
                             load_items, load_run, status_class, summary_line)
 from reports.numbers import fmt_cell, fmt_number
@@ -175,7 +176,8 @@ def _gate(run_dir: Path, baseline: Path | None, policy: Path) -> tuple[GateResul
 
 def build_report(run_dir: Path = DEFAULT_RUN, out_dir: Path = DEFAULT_OUT,
                  requirements: Path = DEFAULT_REQUIREMENTS, baseline: Path | None = DEFAULT_BASELINE,
-                 answers: Path = DEFAULT_ANSWERS, policy: Path = DEFAULT_POLICY) -> Report:
+                 answers: Path = DEFAULT_ANSWERS, policy: Path = DEFAULT_POLICY,
+                 mutation: Path = DEFAULT_MUTATION) -> Report:
     """Build the whole report from `run_dir` into `out_dir` (replacing what was there)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     check_run(run_dir)
@@ -252,5 +254,7 @@ def build_report(run_dir: Path = DEFAULT_RUN, out_dir: Path = DEFAULT_OUT,
            areas_of=by_area(groups) if groups else {},
            plot=plot.relative_to(out_dir).as_posix() if plot else None)
     render("gate.html", "gate.html", title="against the baseline")
+    render("mutation.html", "mutation.html", title="mutation testing", mutation=load_mutation(mutation),
+           catalogue_test="assessments/harness/test_mutants.py::test_every_mutant_is_caught")
     shutil.copy2(TEMPLATES / "style.css", out_dir / "style.css")
     return Report(out_dir, index, written, req_rows, q_rows, groups, summary, list(answered.values()), gate)
