@@ -222,6 +222,18 @@ def drift_one_step(series: np.ndarray, start: int) -> np.ndarray:
     return series[t - 1] + (series[t - 1] - series[0]) / (t - 1)
 
 
+def _model_scale(series: np.ndarray, start: int, log: bool) -> np.ndarray:
+    """The series as float64 (its log with ``log``), after checking the split point."""
+    y = np.asarray(series, dtype=np.float64)
+    if not 0 < start < len(y):
+        raise ValueError(f"start must be in 1..{len(y) - 1}, got {start}")
+    if log:
+        if np.any(y <= 0):
+            raise ValueError("log=True needs strictly positive values")
+        y = np.log(y)
+    return y
+
+
 def ets_one_step(series: np.ndarray, start: int, trend: str | None = None, seasonal: str | None = None,
                  period: int | None = None, damped_trend: bool = False, log: bool = False,
                  alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -231,13 +243,7 @@ def ets_one_step(series: np.ndarray, start: int, trend: str | None = None, seaso
     import pandas as pd
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
-    y = np.asarray(series, dtype=np.float64)
-    if not 0 < start < len(y):
-        raise ValueError(f"start must be in 1..{len(y) - 1}, got {start}")
-    if log:
-        if np.any(y <= 0):
-            raise ValueError("log=True needs strictly positive values")
-        y = np.log(y)
+    y = _model_scale(series, start, log)
     z = pd.Series(y)  # statsmodels' ETS prediction needs an index
     kw = dict(error="add", trend=trend, seasonal=seasonal, damped_trend=damped_trend,
               seasonal_periods=period if seasonal else None)
@@ -259,13 +265,7 @@ def sarima_one_step(series: np.ndarray, start: int, order: tuple[int, int, int],
     """
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-    y = np.asarray(series, dtype=np.float64)
-    if not 0 < start < len(y):
-        raise ValueError(f"start must be in 1..{len(y) - 1}, got {start}")
-    if log:
-        if np.any(y <= 0):
-            raise ValueError("log=True needs strictly positive values")
-        y = np.log(y)
+    y = _model_scale(series, start, log)
     res = SARIMAX(y[:start], order=tuple(order), seasonal_order=tuple(seasonal_order), trend=trend).fit(disp=False)
     pred = res.append(y[start:], refit=False).get_prediction(start=start)
     point, interval = np.asarray(pred.predicted_mean), np.asarray(pred.conf_int(alpha=alpha))
