@@ -84,6 +84,13 @@ def launch(name: str, nproc: int, args: list[str], log_dir: Path) -> Job:
     return Job(name, proc, log, time.monotonic())
 
 
+def crashed_at_teardown(job: Job) -> bool:
+    """A job whose rank died by a signal after training (gloo's teardown abort), not by an error."""
+    text = job.output
+    return (job.returncode not in (0, None) and "terminate called without an active exception" in text
+            and ("SIGSEGV" in text or "SIGABRT" in text))
+
+
 def percentiles(latencies_s: list[float] | np.ndarray) -> dict[str, float]:
     """p50/p95/p99 in milliseconds."""
     ms = 1000 * np.asarray(latencies_s, dtype=np.float64)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from assessments.pytorch._helpers import launch, module_experiment
+from assessments.pytorch._helpers import crashed_at_teardown, launch, module_experiment
 from implementations.frameworks.torch.ddp_train import N_TRAIN, make_model
 from implementations.viz.bars import plot_bars
 from implementations.viz.curves import plot_curves
@@ -33,22 +34,33 @@ def jobs(cfg, tmp_path_factory, request):
     root = tmp_path_factory.mktemp("ddp")
     common = ["--global-batch", str(cfg["global_batch"]), "--seed", str(seed), "--lr", str(cfg["lr"])]
     steps, stop = str(cfg["steps"]), str(cfg["stop_at"])
-    started = {
-        "one": launch("one", 1, ["--steps", steps, "--out", str(root / "one"), *common], root),
-        "two": launch("two", 2, ["--steps", steps, "--out", str(root / "two"), "--dump-grads", *common], root),
-        "stopped": launch("stopped", 2, ["--steps", stop, "--out", str(root / "stopped"), *common], root),
-        "failing": launch("failing", 2, ["--steps", steps, "--out", str(root / "failing"), "--fail-rank", "1",
-                                          "--fail-at-step", "3", *common], root),
+    argv = {
+        "one": (1, ["--steps", steps, "--out", str(root / "one"), *common]),
+        "two": (2, ["--steps", steps, "--out", str(root / "two"), "--dump-grads", *common]),
+        "stopped": (2, ["--steps", stop, "--out", str(root / "stopped"), *common]),
+        "failing": (2, ["--steps", steps, "--out", str(root / "failing"), "--fail-rank", "1",
+                        "--fail-at-step", "3", *common]),
+        "resumed": (2, ["--steps", steps, "--out", str(root / "resumed"), "--resume", str(root / "stopped"),
+                        *common]),
     }
+    started = {name: launch(name, *argv[name], root) for name in ("one", "two", "stopped", "failing")}
     started["stopped"].wait(cfg["job_timeout_s"])
-    started["resumed"] = launch("resumed", 2, ["--steps", steps, "--out", str(root / "resumed"),
-                                               "--resume", str(root / "stopped"), *common], root)
+    started["resumed"] = launch("resumed", *argv["resumed"], root)
     try:
         done = {name: job.wait(cfg["job_timeout_s"]) for name, job in started.items()}
     finally:
         for job in started.values():
             if job.proc.poll() is None:
                 job.wait(0)  # kills what is left (a failure above skipped its wait)
+    # gloo's teardown can abort a rank after a complete, correct run ("terminate called without an
+    # active exception", then SIGSEGV at exit; seen once in ~20 runs on 2 loaded cores). Such a job
+    # is run once more (same arguments, fresh output) and the retry is recorded; a crash that
+    # recurs, or any other failure, still fails the tests.
+    retried = [name for name, job in done.items() if name != "failing" and crashed_at_teardown(job)]
+    for name in retried:
+        shutil.rmtree(root / name, ignore_errors=True)
+        done[name] = launch(f"{name}-retry", *argv[name], root).wait(cfg["job_timeout_s"])
+    done["retried"] = retried
     return root, done
 
 
@@ -72,6 +84,7 @@ def _weights_diff(a, b) -> float:
 
 def test_two_processes_equal_one_on_the_same_global_batches(jobs, cfg, evidence, seed):
     one, two = _ok(jobs, "one"), _ok(jobs, "two")
+    evidence.metric("jobs_rerun_after_a_teardown_crash", len(jobs[1]["retried"]))
     m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
     assert (m1["world_size"], m2["world_size"]) == (1, 2)
     assert m1["steps"] == m2["steps"] == cfg["steps"] and m1["steps_per_epoch"] == m2["steps_per_epoch"]
