@@ -103,8 +103,9 @@ def catalogue() -> list[Mutant]:
     from assessments.harness.mutants.architectures import MUTANTS as ARCHITECTURES
     from assessments.harness.mutants.frameworks import MUTANTS as FRAMEWORKS
     from assessments.harness.mutants.fundamentals import MUTANTS as FUNDAMENTALS
+    from assessments.harness.mutants.optimization import MUTANTS as OPTIMIZATION
 
-    mutants = FUNDAMENTALS + ARCHITECTURES + FRAMEWORKS
+    mutants = OPTIMIZATION + FUNDAMENTALS + ARCHITECTURES + FRAMEWORKS
     names = [m.name for m in mutants]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
