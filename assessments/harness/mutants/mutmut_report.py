@@ -41,27 +41,47 @@ L = "implementations.fundamentals.layers.xǁ"  # mutmut's names: module.x<sep>Cl
 LOSSES = "implementations.fundamentals.losses.x\u01c1"
 _ALPHA_DTYPE = "alpha as given (ints or floats) holds the same values; every product with it is float"
 _NEGATIVE_RESHAPE = "NumPy's reshape reads any negative size as 'infer this one', so -2 is -1"
-_COPY = "astype(copy=...) only decides whether a copy is made; the values are the same"
+_COPY = "astype(copy=...) only decides whether a copy is made (True is its default); the values are the same"
 _MESSAGE = "only the error message's text changes (wrapped in XX); it still names the problem the tests match"
+ACT = "implementations.fundamentals.activations.x\u01c1"
+MLP = "implementations.fundamentals.mlp.x\u01c1MLP\u01c1"
+_FIRST_DENSE = "an MLP's first layer is always a Dense, so the other branch never runs"
+_FLOAT_N = "n from true division is the same count as a float; it is only used in arithmetic"
+_IGNORES_TRAINING = "the default of `training`, which this layer ignores"
 EXPLAINED: dict[str, str] = {
     f"{L}BatchNorm1dǁ_shape__mutmut_13": _NEGATIVE_RESHAPE,
     f"{L}BatchNorm1dǁ_shape__mutmut_22": _NEGATIVE_RESHAPE,
+    f"{L}BatchNorm1dǁ_shape__mutmut_15": "einsum labels in upper case: the same contraction",
     f"{L}BatchNorm1dǁ_shape__mutmut_25": "einsum labels in upper case: the same contraction",
+    f"{L}BatchNorm1dǁforward__mutmut_8": _FLOAT_N,
+    f"{L}BatchNorm1dǁbackward__mutmut_25": _FLOAT_N,
     f"{L}BatchNorm1dǁforward__mutmut_40": _COPY,
     f"{L}BatchNorm1dǁforward__mutmut_42": _COPY,
+    f"{L}BatchNorm1dǁforward__mutmut_47": _COPY,
     f"{L}Layerǁ__call____mutmut_5": "forward(x) without training: every layer's forward defaults to training=True",
     f"{L}Layerǁforward__mutmut_1": "the base Layer is the identity whatever `training` is",
+    f"{L}Denseǁforward__mutmut_1": _IGNORES_TRAINING,
+    f"{L}Denseǁbackward__mutmut_4": _MESSAGE,
     "implementations.fundamentals.losses.x__check_binary__mutmut_14": _MESSAGE,
     f"{LOSSES}FocalLoss\u01c1__init____mutmut_14": _ALPHA_DTYPE,
     f"{LOSSES}FocalLoss\u01c1__init____mutmut_16": _ALPHA_DTYPE,
-    f"{LOSSES}FocalLoss\u01c1forward__mutmut_46": "n_classes is only read for multi-class alpha; the binary branch ignores it",
+    f"{LOSSES}FocalLoss\u01c1forward__mutmut_50": "n_classes is only read for multi-class alpha; the binary branch ignores it",
+    f"{LOSSES}FocalLoss\u01c1forward__mutmut_70": "a placeholder where p_t = 1, masked out of the term it guards; any positive value serves",
+    f"{LOSSES}FocalLoss\u01c1forward__mutmut_73": "with gamma = 0 the second term is 0 times a finite number (p_t < 1 where it is kept)",
+    f"{LOSSES}CrossEntropyLoss\u01c1forward__mutmut_22": "rows all hold C classes, so the mean of the row means is the global mean (and the "
+                                                          "sum N times it); reduction is only 'mean' or 'sum'",
     f"{L}Dropout\u01c1forward__mutmut_13": "rng.random() > p vs >= p differ only when a draw equals p exactly",
     f"{L}Dropout\u01c1__init____mutmut_13": "the initial mask is only read by a backward before any forward",
     "implementations.fundamentals.optimizers.x\u01c1SGD\u01c1step__mutmut_16": "np.array copies by default: the same as copy=True",
     "implementations.fundamentals.optimizers.x\u01c1SGD\u01c1__init____mutmut_22": _MESSAGE,
-    "implementations.fundamentals.mlp.x\u01c1MLP\u01c1predict__mutmut_3": "training=None is falsy: every layer treats it as False",
-    **{f"implementations.fundamentals.activations.x\u01c1{name}\u01c1forward__mutmut_1":
-       "the default of `training`, which activation layers ignore"
+    "implementations.fundamentals.optimizers.x\u01c1Optimizer\u01c1__init____mutmut_5": _MESSAGE,
+    f"{MLP}predict__mutmut_3": "training=None is falsy: every layer treats it as False",
+    f"{MLP}backward__mutmut_9": _FIRST_DENSE,
+    f"{MLP}backward__mutmut_14": _FIRST_DENSE,
+    "implementations.fundamentals.activations.x_sigmoid__mutmut_11": "at x = 0 both branches give exactly 0.5 (z = 1)",
+    **{f"{ACT}ReLU\u01c1{method}__mutmut_{n}": _COPY
+       for method, numbers in (("forward", (6, 8, 16)), ("backward", (2, 4, 12))) for n in numbers},
+    **{f"{ACT}{name}\u01c1forward__mutmut_1": _IGNORES_TRAINING
        for name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Swish", "GELU")},
 }
 
