@@ -168,10 +168,9 @@ class SequentialLR(LRScheduler):
         self._schedulers, self._milestones = list(schedulers), list(milestones)
         self.optimizer, self.last_epoch = optimizer, last_epoch + 1
         self.base_lr = optimizer.initial_lr
-        # Undo the initial step each scheduler took at construction; restart the first one.
+        # Undo the initial step each scheduler took at construction; restart the one for step 0.
         optimizer.lr = optimizer.initial_lr
-        for s in self._schedulers:
-            s.last_epoch -= 1
+        _undo_initial_steps(self)
         idx = bisect_right(self._milestones, 0)
         self._schedulers[idx]._initial_step()
         self._last_lr = self._schedulers[idx].get_last_lr()
@@ -185,6 +184,16 @@ class SequentialLR(LRScheduler):
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
+
+
+def _undo_initial_steps(scheduler: LRScheduler) -> None:
+    """torch's SequentialLR.recursive_undo: a nested SequentialLR passes the undo to its own
+    schedulers (its own last_epoch is left as is, as torch leaves it)."""
+    if isinstance(scheduler, SequentialLR):
+        for inner in scheduler._schedulers:
+            _undo_initial_steps(inner)
+    else:
+        scheduler.last_epoch -= 1
 
 
 def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, start_factor: float = 0.1,

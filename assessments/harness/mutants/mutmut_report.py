@@ -48,6 +48,10 @@ MLP = "implementations.fundamentals.mlp.x\u01c1MLP\u01c1"
 _FIRST_DENSE = "an MLP's first layer is always a Dense, so the other branch never runs"
 _FLOAT_N = "n from true division is the same count as a float; it is only used in arithmetic"
 _IGNORES_TRAINING = "the default of `training`, which this layer ignores"
+SCHED = "implementations.fundamentals.schedules.x\u01c1"
+TRAIN = "implementations.fundamentals.training.x_"
+_PROMOTED = "one side is float64 either way, and NumPy promotes the other to float64 exactly: the same arithmetic"
+_IS_INITIAL = "_initial_step() sets _is_initial itself and resets it to False before anything reads it"
 EXPLAINED: dict[str, str] = {
     f"{L}BatchNorm1dǁ_shape__mutmut_13": _NEGATIVE_RESHAPE,
     f"{L}BatchNorm1dǁ_shape__mutmut_22": _NEGATIVE_RESHAPE,
@@ -79,6 +83,33 @@ EXPLAINED: dict[str, str] = {
     f"{MLP}backward__mutmut_9": _FIRST_DENSE,
     f"{MLP}backward__mutmut_14": _FIRST_DENSE,
     "implementations.fundamentals.activations.x_sigmoid__mutmut_11": "at x = 0 both branches give exactly 0.5 (z = 1)",
+    # gradcheck, clipping, regularization
+    **{f"implementations.fundamentals.gradcheck.x_{name}__mutmut_{n}": _PROMOTED
+       for name in ("rel_error", "tensor_rel_error") for n in (3, 5, 7, 9)},
+    **{f"implementations.fundamentals.gradcheck.x_eval_numerical_gradient__mutmut_{n}":
+       "the iterator only yields indices; every write goes through x[ix], so its op_flags do not matter"
+       for n in (15, 18)},
+    "implementations.fundamentals.clipping.x_clip_grad_norm___mutmut_15": _MESSAGE,
+    "implementations.fundamentals.regularization.x_near_zero_fraction__mutmut_6": _MESSAGE,
+    **{f"implementations.fundamentals.init.x__fans__mutmut_{n}": "for a 2-D weight np.prod(shape[2:]) is the "
+       "product of nothing, 1: the same receptive field as the else branch" for n in (6, 10)},
+    # schedules
+    f"{SCHED}CosineAnnealingLR\u01c1get_lr__mutmut_18": "t - 1 + T and t - 1 - T differ by 2T: equal modulo 2T",
+    f"{SCHED}LRScheduler\u01c1__init____mutmut_16": _IS_INITIAL,
+    f"{SCHED}LRScheduler\u01c1__init____mutmut_17": _IS_INITIAL,
+    f"{SCHED}LRScheduler\u01c1_initial_step__mutmut_5": "_is_initial is only read for its truth: None is as false as False",
+    f"{SCHED}OneCycleLR\u01c1__init____mutmut_135": "the initial step's get_lr() sets the momentum again before anyone "
+                                                      "can read it",
+    # training loops
+    f"{TRAIN}evaluate__mutmut_3": "training=None is falsy like False; every layer reads it only for its truth",
+    **{f"{TRAIN}{name}__mutmut_{n}": "forward's default for training is True: the same call"
+       for name, n in (("train_classifier", 52), ("train_regressor", 28))},
+    **{f"{TRAIN}{name}__mutmut_{n}": "input_grad=None is falsy like False: the first Dense skips dx"
+       for name, n in (("train_classifier", 67), ("train_regressor", 31))},
+    **{f"{TRAIN}{name}__mutmut_{n}": "input_grad=True also computes the first layer's dx, which the loop discards"
+       for name, ns in (("train_classifier", (69, 70)), ("train_regressor", (33, 34))) for n in ns},
+    **{f"{TRAIN}train_classifier__mutmut_{n}": "only evaluate()[1], the accuracy, is kept, and it does not depend "
+       "on the loss function (for the integer labels every loss here takes)" for n in (105, 109)},
     **{f"{ACT}ReLU\u01c1{method}__mutmut_{n}": _COPY
        for method, numbers in (("forward", (6, 8, 16)), ("backward", (2, 4, 12))) for n in numbers},
     **{f"{ACT}{name}\u01c1forward__mutmut_1": _IGNORES_TRAINING
@@ -136,8 +167,9 @@ print("RESULT " + json.dumps(result))
 """
 
 
-def recheck(survivors: list[dict[str, str]], tests: list[str]) -> dict:
-    """Run `tests` (copied into mutants/) against each survivor; fills survivor["killed_by"]."""
+def recheck(survivors: list[dict[str, str]], tests: list[str], only: str = "") -> dict:
+    """Run `tests` (copied into mutants/) against each survivor whose name contains `only`;
+    fills survivor["killed_by"]."""
     import shutil
     import subprocess
     import sys
@@ -145,7 +177,7 @@ def recheck(survivors: list[dict[str, str]], tests: list[str]) -> dict:
 
     for file in {test.split("::")[0] for test in tests}:
         shutil.copy2(ROOT / file, ROOT / "mutants" / file)
-    names = [s["name"] for s in survivors]
+    names = [s["name"] for s in survivors if only in s["name"]]
     with tempfile.TemporaryDirectory(prefix="recheck-") as tmp:
         proc = subprocess.run([sys.executable, "-c", RECHECK, json.dumps(tests), json.dumps(names), tmp],
                               cwd=ROOT / "mutants", capture_output=True, text=True)
@@ -166,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "mutation.json")
     parser.add_argument("--recheck", nargs="*", default=[], metavar="TEST",
                         help="test files or node ids (from the root) to re-run against every survivor")
+    parser.add_argument("--only", default="", metavar="TEXT",
+                        help="with --recheck: only the survivors whose name contains TEXT (e.g. '.schedules.')")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     import tomllib
@@ -182,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "survivors": survivors,
     }
     if args.recheck:
-        recheck(survivors, args.recheck)
+        recheck(survivors, args.recheck, args.only)
         later = sum(bool(s["killed_by"]) for s in survivors)
         summary["after"] = {"tests": args.recheck, "killed_by_them": later,
                             "score": round((killed + later) / checked, 4) if checked else None}
