@@ -54,22 +54,29 @@ class RecordingLoss(CrossEntropyLoss):
         return super().forward(logits, target)
 
 
+def _reference_loop(model: MLP, loss, x: np.ndarray, y: np.ndarray, lr: float, epochs: int = 3):
+    """Shuffled minibatch SGD written out by hand with seed 0: (per-epoch mean losses, per-step
+    weight-gradient norms of every Dense)."""
+    rng, opt = np.random.default_rng(0), SGD(model.parameters(), lr=lr)
+    curve, norms = [], []
+    for _ in range(epochs):
+        order, losses = rng.permutation(N), []
+        for start in range(0, N, BATCH):
+            idx = order[start:start + BATCH]
+            losses.append(loss.forward(model.forward(x[idx], training=True), y[idx]))
+            model.backward(loss.backward())
+            norms.append([float(np.linalg.norm(d.grads["weight"])) for d in model.dense_layers])
+            opt.step(model.gradients())
+        curve.append(float(np.mean(losses)))
+    return curve, norms
+
+
 def test_classifier_equals_a_hand_written_loop_with_seed_0_by_default():
     x, y, _, _ = _data()
     model = _model(dropout=0.3)
     history = train_classifier(model, SGD(model.parameters(), lr=0.2), x, y, epochs=3, batch_size=BATCH)
-    ref, loss, rng = _model(dropout=0.3), CrossEntropyLoss(), np.random.default_rng(0)
-    opt = SGD(ref.parameters(), lr=0.2)
-    curve, norms = [], []
-    for _ in range(3):
-        order, losses = rng.permutation(N), []
-        for start in range(0, N, BATCH):
-            idx = order[start:start + BATCH]
-            losses.append(loss.forward(ref.forward(x[idx], training=True), y[idx]))
-            ref.backward(loss.backward())
-            norms.append([float(np.linalg.norm(d.grads["weight"])) for d in ref.dense_layers])
-            opt.step(ref.gradients())
-        curve.append(float(np.mean(losses)))
+    ref = _model(dropout=0.3)
+    curve, norms = _reference_loop(ref, CrossEntropyLoss(), x, y, lr=0.2)
     assert history.train_loss == curve
     assert history.grad_norms == norms and len(norms) == 9 and all(v > 0 for row in norms for v in row)
     assert history.lr == [0.2] * 9
@@ -206,17 +213,8 @@ def test_regressor_equals_a_hand_written_loop_with_seed_0_by_default():
     target = np.random.default_rng(5).normal(size=(N, 2))
     model = _model(dropout=0.3, out=2)
     curve = train_regressor(model, SGD(model.parameters(), lr=0.1), MSELoss(), x, target, epochs=3, batch_size=BATCH)
-    ref, loss, rng = _model(dropout=0.3, out=2), MSELoss(), np.random.default_rng(0)
-    opt = SGD(ref.parameters(), lr=0.1)
-    expected = []
-    for _ in range(3):
-        order, losses = rng.permutation(N), []
-        for start in range(0, N, BATCH):
-            idx = order[start:start + BATCH]
-            losses.append(loss.forward(ref.forward(x[idx], training=True), target[idx]))
-            ref.backward(loss.backward())
-            opt.step(ref.gradients())
-        expected.append(float(np.mean(losses)))
+    ref = _model(dropout=0.3, out=2)
+    expected, _ = _reference_loop(ref, MSELoss(), x, target, lr=0.1)
     assert curve == expected and all(np.isfinite(expected))
     assert all(np.array_equal(a, b) for a, b in zip(model.parameters(), ref.parameters()))
     other = _model(dropout=0.3, out=2)
