@@ -1,7 +1,7 @@
 """The fundamentals at their edges: where a torch twin's contract is decided by one comparison.
 
-Written for the mutants that survived the complete `make mutation` run (1137 mutants of the
-core modules): each test pins a behaviour that the value/gradient parity files never reach.
+Written for the mutants of layers, activations, losses, optimizers and mlp that survived
+`make mutation`: each test pins a behaviour that the value/gradient parity files never reach.
 - argument checks raise exactly where torch's raise (lr 0, beta 0, eps 0 are legal; beta 1 is not);
 - the kinks of ReLU and LeakyReLU at exactly 0 take torch's gradient;
 - Dense draws its bias like nn.Linear, takes its gain from its nonlinearity, and checks its sizes;
