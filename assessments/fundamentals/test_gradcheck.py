@@ -19,7 +19,7 @@ def sine_sum(weights: np.ndarray):
     return lambda x: float(np.sum(weights * np.sin(x)))
 
 
-def test_central_difference_is_off_by_its_taylor_remainder():
+def test_central_difference_is_off_by_its_taylor_remainder(evidence):
     rng = np.random.default_rng(0)
     x, w = rng.uniform(-3, 3, size=(3, 4)), rng.uniform(0.5, 2.0, size=(3, 4))
     exact = w * np.cos(x)
@@ -27,6 +27,9 @@ def test_central_difference_is_off_by_its_taylor_remainder():
     # (f(x+h) - f(x-h)) / 2h = f' + h^2/6 f''' + O(h^4): the deviation is -h^2/6 w cos(x)
     assert np.allclose(two_point - exact, -H**2 / 6 * exact, rtol=1e-3, atol=1e-12)
     five_point = eval_numerical_gradient(sine_sum(w), x.copy(), h=H)  # order 4 is the default
+    evidence.metric("two_point_max_error", float(np.max(np.abs(two_point - exact))))
+    evidence.metric("five_point_max_error", float(np.max(np.abs(five_point - exact))), threshold=1e-11,
+                    direction="lower", key=True)
     assert np.max(np.abs(five_point - exact)) < 1e-11
     assert np.max(np.abs(two_point - exact)) > 1e3 * np.max(np.abs(five_point - exact))
 

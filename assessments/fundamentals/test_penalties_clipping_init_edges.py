@@ -102,12 +102,13 @@ DEFAULTS = {
 
 
 @pytest.mark.parametrize("name", list(DEFAULTS))
-def test_initialiser_defaults_are_torchs(name):
+def test_initialiser_defaults_are_torchs(name, evidence):
     ours, theirs = DEFAULTS[name]
     shape = (300, 500)  # 150k draws: the std's standard error is ~0.2%
     mine = ours(shape, np.random.default_rng(0))
     torch.manual_seed(0)
     ref = theirs(torch.empty(shape, dtype=torch.float64)).numpy()
+    evidence.metric("std_ratio_to_torch", mine.std() / ref.std(), key=True)
     assert abs(mine.std() / ref.std() - 1.0) < 0.02
     assert abs(mine.mean()) < 0.02 * ref.std()  # its standard error is 0.003 std
 
@@ -137,12 +138,13 @@ BY_NAME = {
 
 
 @pytest.mark.parametrize("name", list(BY_NAME))
-def test_initialize_by_name_passes_the_gain_and_counts_a_3d_kernel(name):
+def test_initialize_by_name_passes_the_gain_and_counts_a_3d_kernel(name, evidence):
     shape = (64, 32, 5)  # conv1d: fan_in 32 * 5, fan_out 64 * 5
     mine = np.concatenate([init.initialize(name, shape, np.random.default_rng(i), nonlinearity="tanh").ravel()
                            for i in range(10)])
     torch.manual_seed(0)
     ref = np.concatenate([BY_NAME[name](torch.empty(shape, dtype=torch.float64)).numpy().ravel() for _ in range(10)])
+    evidence.metric("std_ratio_to_torch", mine.std() / ref.std(), key=True)
     assert abs(mine.std() / ref.std() - 1.0) < 0.02
 
 

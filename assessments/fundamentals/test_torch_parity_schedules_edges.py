@@ -78,7 +78,7 @@ SCHEDULES = {
 
 @pytest.mark.parametrize("last_epoch", [-1, 0, 4])
 @pytest.mark.parametrize("name", list(SCHEDULES))
-def test_fresh_and_resumed_schedules_match_torch(name, last_epoch):
+def test_fresh_and_resumed_schedules_match_torch(name, last_epoch, evidence):
     """Resuming from a checkpoint: the optimizer holds initial_lr (0.1) and its current lr (0.05)."""
     kind, make = SCHEDULES[name]
     opt, t_opt = pair(kind)
@@ -92,17 +92,19 @@ def test_fresh_and_resumed_schedules_match_torch(name, last_epoch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns when get_lr() is called outside step()
         assert sched.get_lr() == t_sched.get_lr()[0]  # CosineAnnealingLR: the closed form on the first step
-    assert_same_trajectory(opt, sched, t_opt, t_sched, 12)
+    lrs = assert_same_trajectory(opt, sched, t_opt, t_sched, 12)
+    evidence.metric("steps_equal_to_torch", len(lrs))
 
 
 @pytest.mark.parametrize("T_max", [1, 2, 3, 7])
 @pytest.mark.parametrize("eta_min", [0.0, 0.01])
-def test_cosine_annealing_past_T_max_matches_torch(T_max, eta_min):
+def test_cosine_annealing_past_T_max_matches_torch(T_max, eta_min, evidence):
     """torch's recursion keeps following the cosine through troughs at T_max, 3 T_max, 5 T_max, ..."""
     opt, t_opt = pair()
     sched = ours.CosineAnnealingLR(opt, T_max=T_max, eta_min=eta_min)
     t_sched = S.CosineAnnealingLR(t_opt, T_max=T_max, eta_min=eta_min)
     lrs = assert_same_trajectory(opt, sched, t_opt, t_sched, 8 * T_max + 2)
+    evidence.metric("steps_equal_to_torch", len(lrs))
     assert lrs[5 * T_max + 1] == pytest.approx(lrs[T_max + 1], rel=1e-9)  # period 2 T_max, past the third trough
     assert min(lrs) == pytest.approx(eta_min, abs=1e-12) and max(lrs) == pytest.approx(0.1, rel=1e-12)
 
@@ -154,7 +156,7 @@ SEQUENCES = {
 
 
 @pytest.mark.parametrize("name", list(SEQUENCES))
-def test_sequential_lr_hands_over_like_torch(name):
+def test_sequential_lr_hands_over_like_torch(name, evidence):
     """At a milestone torch restarts the next stage at its closed form for epoch 0 (get_lr() when
     it has none, as OneCycleLR); a milestone at 1 hands over after a single step; a single stage
     with no milestones is that scheduler alone."""
@@ -166,6 +168,7 @@ def test_sequential_lr_hands_over_like_torch(name):
         t_seq = S.SequentialLR(t_opt, stages(S, t_opt), milestones)
     assert seq.base_lr == opt.initial_lr == t_opt.param_groups[0]["initial_lr"]
     lrs = assert_same_trajectory(opt, seq, t_opt, t_seq, steps)
+    evidence.metric("steps_equal_to_torch", len(lrs))
     assert len(set(lrs)) > len(milestones) + 1, "every stage should change the lr"
 
 

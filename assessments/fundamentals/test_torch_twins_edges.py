@@ -51,8 +51,9 @@ OPTIMIZER_ARGUMENTS = {
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZER_ARGUMENTS))
-def test_optimizer_arguments_are_rejected_exactly_where_torch_rejects_them(name):
+def test_optimizer_arguments_are_rejected_exactly_where_torch_rejects_them(name, evidence):
     ours, theirs, cases = OPTIMIZER_ARGUMENTS[name]
+    evidence.metric("argument_cases_compared_with_torch", len(cases))
     for kwargs in cases:
         kwargs = {"lr": 0.1, **kwargs}
         expected = _raises(lambda: theirs([torch.zeros(2, requires_grad=True)], **kwargs))
@@ -88,7 +89,7 @@ def test_value_and_gradient_at_exactly_zero_match_torch(make, twin):
     assert parity_error(layer.backward(dout), t.grad.numpy()) <= TOL
 
 
-def test_dense_default_init_draws_like_nn_linear():
+def test_dense_default_init_draws_like_nn_linear(evidence):
     """nn.Linear draws weight and bias from U(-1/sqrt(in), 1/sqrt(in)); the other schemes start the bias at 0."""
     n_in, n_out = 50, 20000
     ours = Dense(n_in, n_out, rng=np.random.default_rng(0))
@@ -101,6 +102,7 @@ def test_dense_default_init_draws_like_nn_linear():
         assert np.abs(mine).max() <= bound and np.abs(theirs).max() <= bound, name
         assert mine.max() > 0.99 * bound and mine.min() < -0.99 * bound, f"{name} does not fill U(-b, b)"
         # 20000+ draws each: the std's standard error is ~0.5%
+        evidence.metric(f"{name}_std_ratio_to_nn_linear", mine.std() / theirs.std())
         assert abs(mine.std() / theirs.std() - 1.0) < 0.03, name
     assert not Dense(4, 3, init="kaiming_normal", rng=np.random.default_rng(0)).params["bias"].any()
 
@@ -129,7 +131,7 @@ def test_dense_checks_its_sizes_and_its_input():
             dense(bad)
 
 
-def test_backward_returns_the_input_gradient_unless_told_not_to():
+def test_backward_returns_the_input_gradient_unless_told_not_to(evidence):
     rng = np.random.default_rng(0)
     x, dout = rng.normal(size=(6, 5)), rng.normal(size=(6, 3))
     model = MLP([5, 7, 3], activation="tanh", seed=0)
@@ -137,6 +139,7 @@ def test_backward_returns_the_input_gradient_unless_told_not_to():
     dx = model.backward(dout)
     grads = [g.copy() for g in model.gradients()]
     numeric = eval_numerical_gradient_array(lambda z: model.forward(z), x.copy(), dout)
+    evidence.metric("input_gradient_rel_error", rel_error(dx, numeric), threshold=1e-7, direction="lower", key=True)
     assert rel_error(dx, numeric) < 1e-7
     model.forward(x)
     assert model.backward(dout, input_grad=False) is None
@@ -166,9 +169,9 @@ def test_mlp_is_seeded_by_default_and_its_dropout_too():
     assert np.array_equal(first, second)
 
 
-def test_optimizer_state_holds_what_torchs_holds():
+def test_optimizer_state_holds_what_torchs_holds(evidence):
     """Adam keeps two moment buffers per parameter (a third only with amsgrad), SGD one with momentum."""
-    shapes = [(3, 4), (4,)]
+    shapes, rows = [(3, 4), (4,)], []
     for ours_cls, theirs_cls, kwargs in ((Adam, torch.optim.Adam, {}), (Adam, torch.optim.Adam, {"amsgrad": True}),
                                          (SGD, torch.optim.SGD, {"momentum": 0.9}), (SGD, torch.optim.SGD, {})):
         params = [np.zeros(s) for s in shapes]
@@ -182,7 +185,10 @@ def test_optimizer_state_holds_what_torchs_holds():
                          for a in value if isinstance(a, np.ndarray) and not any(a is p for p in params))
         theirs_bytes = sum(v.nbytes for state in theirs.state.values() for k, v in state.items()
                            if k != "step" and isinstance(v, torch.Tensor))
+        rows.append({"optimizer": ours_cls.__name__, "arguments": str(kwargs), "state_bytes": ours_bytes,
+                     "torch_state_bytes": theirs_bytes})
         assert ours_bytes == theirs_bytes, (ours_cls.__name__, kwargs)
+    evidence.table("optimizer_state_bytes", rows)
 
 
 def test_errors_name_what_was_wrong_and_what_was_expected():
